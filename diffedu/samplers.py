@@ -1,0 +1,105 @@
+"""Reverse-process samplers: DDPM ancestral and DDIM(eta), each a loop over a public step.
+
+Notation (Song et al. 2021, DDIM, eq. 12; entries i = N-1 .. 0 of a possibly respaced schedule):
+    ab_t, ab_prev   alpha_bar at entry i and i-1 (ab_prev = 1 after the last step)
+    x0_hat, eps_hat the denoiser's E[x_0 | x_t] and the matching noise estimate
+    sigma_i = eta sqrt((1 - ab_prev) / (1 - ab_t)) sqrt(1 - ab_t / ab_prev)
+    x_prev  = sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev - sigma_i^2) eps_hat + sigma_i z
+eta = 0 is deterministic (DDIM); eta = 1 gives sigma_i^2 = beta~_i, DDPM's posterior variance.
+A denoiser is any callable D(x_t, t) -> x0_hat with t the schedule's original timesteps (B,);
+objects with `.x0_eps(x, t)` (see param.Denoiser) also give eps_hat directly.
+"""
+from __future__ import annotations
+
+import torch
+
+from ._validate import check_choice, check_tensor
+from .schedules import NoiseSchedule
+
+
+def ddim_sigma(ab_t, ab_prev, eta: float):
+    """The DDIM noise scale sigma_i for one step (eq. 16 of DDIM)."""
+    return eta * ((1 - ab_prev) / (1 - ab_t) * (1 - ab_t / ab_prev)) ** 0.5
+
+
+def ddim_step(xt: torch.Tensor, x0_hat: torch.Tensor, eps_hat: torch.Tensor, ab_t: float, ab_prev: float,
+              eta: float = 0.0, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """One DDIM update from x_t to x_prev (eq. 12 of DDIM). xt, x0_hat, eps_hat, noise: (B, ...)."""
+    sigma = ddim_sigma(ab_t, ab_prev, eta)
+    # 1. "predicted x0" term, 2. "direction pointing to x_t" term, 3. fresh noise
+    x_prev = ab_prev ** 0.5 * x0_hat + max(1 - ab_prev - sigma ** 2, 0.0) ** 0.5 * eps_hat
+    if sigma > 0:
+        if noise is None:
+            raise ValueError("ddim_step with eta > 0 needs a noise tensor")
+        x_prev = x_prev + sigma * noise
+    return x_prev
+
+
+def ddpm_step(xt: torch.Tensor, x0_hat: torch.Tensor, ab_t: float, ab_prev: float,
+              noise: torch.Tensor | None = None, variance: str = "small") -> torch.Tensor:
+    """One DDPM ancestral step: x_prev ~ N(mu~(x_t, x0_hat), var) (Ho et al. 2020, eq. 6-7 with
+    x_0 replaced by the model's x0_hat; variance "small" = beta~_t, "large" = beta_t)."""
+    check_choice("variance", variance, ("small", "large"))
+    beta_t = 1 - ab_t / ab_prev
+    mean = (ab_prev ** 0.5 * beta_t / (1 - ab_t)) * x0_hat + ((1 - beta_t) ** 0.5 * (1 - ab_prev) / (1 - ab_t)) * xt
+    var = beta_t * (1 - ab_prev) / (1 - ab_t) if variance == "small" else beta_t
+    if ab_prev >= 1.0 or var == 0:      # the last step returns the mean (x0_hat)
+        return mean
+    if noise is None:
+        raise ValueError("ddpm_step needs a noise tensor")
+    return mean + var ** 0.5 * noise
+
+
+def x0_and_eps(denoiser, x: torch.Tensor, t: torch.Tensor, ab_t: float):
+    """(x0_hat, eps_hat) from any denoiser; eps from x0 when the denoiser gives only x0."""
+    if hasattr(denoiser, "x0_eps"):
+        return denoiser.x0_eps(x, t)
+    x0 = denoiser(x, t)
+    return x0, (x - ab_t ** 0.5 * x0) / (1 - ab_t) ** 0.5
+
+
+def _loop(step_fn, denoiser, x_T, schedule, steps, generator, return_trajectory, callback):
+    check_tensor("x_T", x_T, min_ndim=1)
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule (see diffedu.schedules), got {type(schedule).__name__}")
+    if steps is not None:
+        schedule = schedule.respace(steps)
+    ab = schedule.alpha_bar.tolist()
+    x, xs, x0s = x_T, [x_T], []
+    for i in reversed(range(len(schedule))):
+        t = torch.full((len(x),), int(schedule.timesteps[i]), dtype=torch.long, device=x.device)
+        ab_t, ab_prev = ab[i], (ab[i - 1] if i > 0 else 1.0)
+        with torch.no_grad():
+            x0, eps = x0_and_eps(denoiser, x, t, ab_t)
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) if i > 0 else None
+        x = step_fn(x, x0, eps, ab_t, ab_prev, noise)
+        if callback is not None:
+            callback({"x": x, "i": i, "t": int(schedule.timesteps[i]), "denoised": x0})
+        if return_trajectory:
+            xs.append(x)
+            x0s.append(x0)
+    if return_trajectory:
+        return x, torch.stack(xs), torch.stack(x0s)
+    return x
+
+
+def ddim(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None = None, eta: float = 0.0,
+         generator: torch.Generator | None = None, return_trajectory: bool = False, callback=None):
+    """DDIM sampling (Song et al. 2021, Algorithm: eq. 12) from x_T: (B, ...) through `steps`
+    entries of `schedule` (all if None). Returns x_0, or (x_0, xs (S+1, B, ...), x0_hats (S, B, ...))
+    with return_trajectory. callback gets {'x', 'i', 't', 'denoised'} after each step."""
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0 (0 = deterministic DDIM, 1 = DDPM variance), got {eta}")
+    step = lambda x, x0, eps, ab_t, ab_prev, z: ddim_step(x, x0, eps, ab_t, ab_prev, eta, z)
+    return _loop(step, denoiser, x_T, schedule, steps, generator, return_trajectory, callback)
+
+
+def ddpm(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None = None, variance: str = "small",
+         generator: torch.Generator | None = None, return_trajectory: bool = False, callback=None):
+    """DDPM ancestral sampling (Ho et al. 2020, Algorithm 2), on any respaced schedule. Returns as `ddim`."""
+    check_choice("variance", variance, ("small", "large"))
+    step = lambda x, x0, eps, ab_t, ab_prev, z: ddpm_step(x, x0, ab_t, ab_prev, z, variance)
+    return _loop(step, denoiser, x_T, schedule, steps, generator, return_trajectory, callback)
+
+
+SAMPLERS = {"ddim": ddim, "ddpm": ddpm}
