@@ -1,0 +1,158 @@
+"""Interactive dashboards (ipywidgets + matplotlib) for class: each re-draws one figure.
+
+Heavy work (sampling trajectories) is done when a control that needs it changes and cached,
+so scrubbing through time only re-draws.
+"""
+from __future__ import annotations
+
+import torch
+
+from . import viz
+from .forward import q_sample
+from .samplers import ddim, ddpm
+from .schedules import get_schedule
+
+
+def _redraw(out, draw):
+    import matplotlib.pyplot as plt
+    with out:
+        out.clear_output(wait=True)
+        fig = draw()
+        plt.show(fig)
+
+
+def default_image(size: int = 64) -> torch.Tensor:
+    """scikit-image's bundled 'camera' photo, (1, size, size) in [-1, 1]."""
+    from skimage import data, transform
+    img = transform.resize(data.camera().astype("float32") / 255.0, (size, size), anti_aliasing=True)
+    return torch.from_numpy(img).float()[None] * 2 - 1
+
+
+def forward_explorer(points: torch.Tensor | None = None, image: torch.Tensor | None = None, T: int = 1000,
+                     seed: int = 0, t: int = 100):
+    """Slider over t and a schedule dropdown; shows q(x_t | x_0) for 2D points (N, 2) and an
+    image (C, H, W) side by side, with alpha_bar_t marked on the schedule curve."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from .data.toy import moons
+    points = moons(1500, seed) if points is None else points
+    image = default_image() if image is None else image
+    g = torch.Generator().manual_seed(seed)
+    eps_p, eps_i = torch.randn(points.shape, generator=g), torch.randn(image.shape, generator=g)   # fixed noise: only t moves
+    schedules = {name: get_schedule(name, T) for name in ("linear", "cosine", "sigmoid")}
+    slider = W.IntSlider(value=t, min=0, max=T - 1, step=1, description="t", continuous_update=False)
+    dropdown = W.Dropdown(options=list(schedules), value="linear", description="schedule")
+    out = W.Output()
+
+    def draw():
+        s, i = schedules[dropdown.value], slider.value
+        ab = s.alpha_bar[i].item()
+        fig, ax = plt.subplots(1, 3, figsize=(10, 3.3))
+        viz.plot_points(ax[0], q_sample(points, i, s, eps=eps_p), f"points, t = {i}", lim=3.5)
+        viz.show_image(ax[1], q_sample(image[None], i, s, eps=eps_i[None])[0].clamp(-1, 1), f"image, t = {i}")
+        u = s.t_continuous.numpy()
+        ax[2].plot(u, s.alpha_bar.numpy(), color="C0")
+        ax[2].axvline(u[i], color="C3")
+        ax[2].set(title=rf"$\bar\alpha_t$ = {ab:.3f}, log-SNR = {s.log_snr[i].item():.2f}", xlabel="t / T")
+        fig.tight_layout()
+        return fig
+
+    for w in (slider, dropdown):
+        w.observe(lambda _: _redraw(out, draw), names="value")
+    _redraw(out, draw)
+    box = W.VBox([W.HBox([slider, dropdown]), out])
+    box.slider, box.dropdown, box.out, box.draw = slider, dropdown, out, draw      # handles for tests
+    return box
+
+
+def trajectory_player(denoiser, schedule, x_T: torch.Tensor, reference: torch.Tensor | None = None,
+                      steps: int = 50, seed: int = 0, lim: float = 3.0):
+    """Replay reverse trajectories of 2D points x_T: (N, 2): a slider over sampling steps,
+    sampler (DDIM/DDPM), eta and step count. Trajectories are computed when a sampler control
+    changes and cached; the step slider only re-draws."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    sampler = W.Dropdown(options=["ddim", "ddpm"], value="ddim", description="sampler")
+    eta = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False)
+    nsteps = W.IntSlider(value=steps, min=2, max=min(200, len(schedule)), description="steps", continuous_update=False)
+    step = W.IntSlider(value=steps, min=0, max=steps, description="step", continuous_update=False)
+    out, cache = W.Output(), {}
+
+    def run():
+        g = torch.Generator().manual_seed(seed)
+        if sampler.value == "ddim":
+            res = ddim(denoiser, x_T, schedule, nsteps.value, eta=eta.value, generator=g, return_trajectory=True)
+        else:
+            res = ddpm(denoiser, x_T, schedule, nsteps.value, generator=g, return_trajectory=True)
+        cache["xs"], cache["x0s"] = res[1], res[2]
+        step.max = nsteps.value
+        step.value = nsteps.value
+
+    def draw():
+        xs, x0s, k = cache["xs"], cache["x0s"], step.value
+        fig, ax = plt.subplots(1, 2, figsize=(8, 4))
+        if reference is not None:
+            viz.plot_points(ax[0], reference, color="0.8", lim=lim)
+        viz.plot_trajectories(ax[0], xs[: k + 1], n=25)
+        viz.plot_points(ax[0], xs[k], f"x after {k} of {len(xs) - 1} steps", lim=lim)
+        if k > 0:
+            viz.plot_points(ax[1], x0s[k - 1], r"denoiser's $\hat x_0$ at this step", lim=lim, color="C1")
+        else:
+            viz.plot_points(ax[1], xs[0], "start: pure noise", lim=lim, color="C1")
+        fig.tight_layout()
+        return fig
+
+    def on_sampler(_):
+        eta.disabled = sampler.value == "ddpm"
+        run()
+        _redraw(out, draw)
+
+    for w in (sampler, eta, nsteps):
+        w.observe(on_sampler, names="value")
+    step.observe(lambda _: _redraw(out, draw), names="value")
+    run()
+    _redraw(out, draw)
+    box = W.VBox([W.HBox([sampler, eta, nsteps]), step, out])
+    box.controls, box.out, box.cache = {"sampler": sampler, "eta": eta, "steps": nsteps, "step": step}, out, cache
+    return box
+
+
+def denoiser_comparison(exact, learned, points: torch.Tensor, schedule, lim: float = 3.0, t: int = 300):
+    """Slider over t: for x_t of the given clean points, arrows to the exact E[x_0 | x_t]
+    (exact(x, t)) and to the learned denoiser's estimate, with the mean squared gap."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    T = len(schedule)
+    slider = W.IntSlider(value=t, min=1, max=T - 1, step=1, description="t", continuous_update=False)
+    out = W.Output()
+    g = torch.Generator().manual_seed(0)
+    eps = torch.randn(points.shape, generator=g)
+    # precompute on a coarse grid of t so that moving the slider only re-draws
+    grid = sorted(set(torch.linspace(1, T - 1, 40).round().long().tolist()) | {t})
+    cache = {}
+    with torch.no_grad():
+        for i in grid:
+            xt = q_sample(points, i, schedule, eps=eps)
+            tt = torch.full((len(xt),), int(schedule.timesteps[i]))
+            cache[i] = (xt, exact(xt, tt), learned(xt, tt))
+
+    def draw():
+        i = min(grid, key=lambda j: abs(j - slider.value))
+        xt, ex, le = cache[i]
+        fig, ax = plt.subplots(1, 2, figsize=(8, 4))
+        viz.plot_points(ax[0], xt, f"x_t at t = {i}", lim=lim, color="0.6")
+        viz.plot_points(ax[0], ex, None, lim=lim, color="C0", label="exact E[x0|xt]")
+        viz.plot_points(ax[0], le, None, lim=lim, color="C3", label="learned")
+        ax[0].legend(loc="lower left", fontsize=8)
+        mse = [((cache[j][1] - cache[j][2]) ** 2).sum(1).mean().item() for j in grid]
+        ax[1].semilogy(grid, mse)
+        ax[1].axvline(i, color="C3")
+        ax[1].set(xlabel="t", title="mean squared gap, learned vs exact")
+        fig.tight_layout()
+        return fig
+
+    slider.observe(lambda _: _redraw(out, draw), names="value")
+    _redraw(out, draw)
+    box = W.VBox([slider, out])
+    box.slider, box.out, box.cache = slider, out, cache
+    return box
