@@ -15,10 +15,12 @@ from .schedules import get_schedule
 
 def _redraw(out, draw):
     import matplotlib.pyplot as plt
+    from IPython.display import display
     with out:
         out.clear_output(wait=True)
         fig = draw()
-        plt.show(fig)
+        display(fig)
+        plt.close(fig)
 
 
 def default_image(size: int = 64) -> torch.Tensor:
