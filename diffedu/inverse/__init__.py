@@ -1,0 +1,15 @@
+"""Inverse problems y = A(x) + sigma_y n: measurement operators, classical solvers
+(pseudo-inverse, Tikhonov / Wiener, total variation) and plug-and-play restoration."""
+from .operators import (Blur, Dense, Inpainting, LinearOperator, Operator, PhaseRetrieval,
+                        SuperResolution, Turbulence, box_mask, conjugate_gradient,
+                        freeform_mask, gaussian_kernel, motion_kernel, random_mask)
+from .classical import (div2d, grad2d, pseudo_inverse, tikhonov, total_variation, tv_denoise,
+                        tv_objective, tv_reconstruct, wiener)
+from .pnp import dpir_sigmas, pnp_hqs, tv_denoiser
+
+__all__ = ["Operator", "LinearOperator", "Dense", "SuperResolution", "Inpainting", "Blur",
+           "Turbulence", "PhaseRetrieval", "conjugate_gradient", "box_mask", "random_mask",
+           "freeform_mask", "gaussian_kernel", "motion_kernel",
+           "pseudo_inverse", "tikhonov", "wiener", "grad2d", "div2d", "total_variation",
+           "tv_objective", "tv_denoise", "tv_reconstruct",
+           "dpir_sigmas", "pnp_hqs", "tv_denoiser"]
