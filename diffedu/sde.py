@@ -1,0 +1,534 @@
+"""Score-based generative modelling through SDEs (Song et al. 2021): the continuous-time view.
+
+Notation (t in [0, 1]; every SDE here is linear, dx = f(t) x dt + g(t) dw):
+    p_t(x_t | x_0) = N(m(t) x_0, s(t)^2 I)         m: mean coefficient, s: std (`marginal`)
+    VP      beta(t) = beta_min + t (beta_max - beta_min),  B(t) = int_0^t beta
+            f = -beta/2,  g = sqrt(beta),  m = exp(-B/2),  s^2 = 1 - exp(-B)   (eq. 11, 29)
+            so alpha_bar(t) = exp(-B(t)): DDPM's linear schedule in the limit T -> inf
+    sub-VP  f = -beta/2,  g = sqrt(beta (1 - exp(-2B))),  m = exp(-B/2),  s = 1 - exp(-B)  (eq. 12)
+    VE      sigma(t) = sigma_min (sigma_max / sigma_min)^t,  f = 0,
+            g = sigma(t) sqrt(2 log(sigma_max / sigma_min)),  m = 1,  s = sigma(t)      (eq. 9, 30)
+            (as in Song's code, p_0 is the data blurred by sigma_min)
+    reverse SDE   dx = [f x - g^2 score(x, t)] dt + g dw_bar      (eq. 6, t running 1 -> 0)
+    PF-ODE        dx/dt = f x - g^2 score(x, t) / 2                (eq. 13)
+    score(x, t) = grad_x log p_t(x); Tweedie: E[x_0 | x_t] = (x_t + s^2 score) / m
+Every x_t = m x_0 + s n is a VP x_t scaled by c = sqrt(m^2 + s^2), with equivalent
+alpha_bar = m^2 / c^2: the bridge to discrete NoiseSchedules (`continuous_denoiser`,
+`denoiser_score_fn`; flow.denoiser_velocity_fn uses the same).
+
+A score function is any callable score_fn(x, t) with x: (B, ...) and t: (B,) float times.
+Samplers: fn(score_fn, x_T, sde, steps, generator=None, return_trajectory=False, callback=None)
+over `steps` steps of the grid t = 1 -> t_min; the last step adds no noise. They return x_0,
+or (x_0, xs (S+1, B, ...), x0_hats (S, B, ...)); callback gets {'x', 'i', 't', 'denoised'}.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ._validate import check_choice, check_positive_int, check_tensor
+from .gmm import GaussianMixture
+from .samplers import x0_and_eps
+from .schedules import NoiseSchedule
+
+
+# -- the SDEs -------------------------------------------------------------------------------
+def _as_t(t, like: torch.Tensor | None = None) -> torch.Tensor:
+    """t as a float64 tensor; with `like` (B, ...): shaped (B, 1, ..., 1) in like's dtype/device."""
+    t = torch.as_tensor(t, dtype=torch.float64)
+    if like is None:
+        return t
+    if t.ndim == 0:
+        t = t.expand(len(like))
+    return t.reshape((-1,) + (1,) * (like.ndim - 1)).to(device=like.device, dtype=like.dtype)
+
+
+class SDE:
+    """A linear SDE dx = f(t) x dt + g(t) dw on t in [0, 1] with Gaussian perturbation kernel
+    p_t(x | x_0) = N(m(t) x_0, s(t)^2 I). Subclasses define `_f`, `_g2`, `_m_s` on float64 t."""
+    name = "sde"
+    t_min = 1e-3        # where sampling stops (Song et al.: 1e-3 for VP, 1e-5 for VE)
+
+    def _f(self, t):  # drift coefficient f(t) (drift = f(t) x)
+        raise NotImplementedError
+
+    def _g2(self, t):  # squared diffusion g(t)^2
+        raise NotImplementedError
+
+    def _m_s(self, t):  # (m(t), s(t))
+        raise NotImplementedError
+
+    def drift(self, x: torch.Tensor, t) -> torch.Tensor:
+        """f(x, t) = f(t) x; x: (B, ...), t: float or (B,)."""
+        return _as_t(self._f(_as_t(t)), x) * x
+
+    def diffusion(self, t) -> torch.Tensor:
+        """g(t) (float64, shaped like t)."""
+        return self._g2(_as_t(t)).sqrt()
+
+    def marginal(self, t):
+        """(m(t), s(t)): p_t(x_t | x_0) = N(m x_0, s^2 I); float64 tensors shaped like t."""
+        return self._m_s(_as_t(t))
+
+    def alpha_bar(self, t) -> torch.Tensor:
+        """The equivalent VP alpha_bar = m^2 / (m^2 + s^2) of x_t / sqrt(m^2 + s^2)."""
+        m, s = self.marginal(t)
+        return m ** 2 / (m ** 2 + s ** 2)
+
+    def prior_std(self) -> float:
+        return 1.0
+
+    def prior_sample(self, shape, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
+        """x_T ~ N(0, prior_std^2 I) of the given shape (B, ...)."""
+        return self.prior_std() * torch.randn(tuple(shape), generator=generator, dtype=dtype)
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log N(z; 0, prior_std^2 I) summed over all but the batch dimension: (B,)."""
+        sd = self.prior_std()
+        n = z[0].numel()
+        return -0.5 * (z.reshape(len(z), -1) ** 2).sum(1) / sd ** 2 - n * math.log(sd) - 0.5 * n * math.log(2 * math.pi)
+
+    def to_schedule(self, N: int = 1000) -> NoiseSchedule:
+        """A discrete schedule with alpha_bar_i = alpha_bar(t_i), t_i = (i + 1) / N (i = 0 .. N-1)."""
+        check_positive_int("N", N)
+        t = torch.arange(1, N + 1, dtype=torch.float64) / N
+        return NoiseSchedule(self.alpha_bar(t), torch.arange(N), f"{self.name}-sde")
+
+
+class VPSDE(SDE):
+    """Variance-preserving SDE (Song et al. 2021, eq. 11): the continuous DDPM."""
+    name = "vp"
+
+    def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
+        if not 0 < beta_min < beta_max:
+            raise ValueError(f"need 0 < beta_min < beta_max, got beta_min={beta_min}, beta_max={beta_max}")
+        self.beta_min, self.beta_max = float(beta_min), float(beta_max)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(beta_min={self.beta_min}, beta_max={self.beta_max})"
+
+    def beta(self, t):
+        return self.beta_min + _as_t(t) * (self.beta_max - self.beta_min)
+
+    def int_beta(self, t):
+        """B(t) = int_0^t beta(u) du = beta_min t + t^2 (beta_max - beta_min) / 2."""
+        t = _as_t(t)
+        return self.beta_min * t + 0.5 * t ** 2 * (self.beta_max - self.beta_min)
+
+    def _f(self, t):
+        return -0.5 * self.beta(t)
+
+    def _g2(self, t):
+        return self.beta(t)
+
+    def _m_s(self, t):
+        B = self.int_beta(t)
+        return torch.exp(-0.5 * B), (-torch.expm1(-B)).sqrt()
+
+
+class SubVPSDE(VPSDE):
+    """sub-VP SDE (Song et al. 2021, eq. 12): the VP drift, with a smaller diffusion."""
+    name = "subvp"
+
+    def _g2(self, t):
+        return self.beta(t) * (-torch.expm1(-2 * self.int_beta(t)))
+
+    def _m_s(self, t):
+        B = self.int_beta(t)
+        return torch.exp(-0.5 * B), -torch.expm1(-B)
+
+
+class VESDE(SDE):
+    """Variance-exploding SDE (Song et al. 2021, eq. 9): the continuous SMLD / NCSN."""
+    name = "ve"
+    t_min = 1e-5
+
+    def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
+        if not 0 < sigma_min < sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
+        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
+
+    def __repr__(self):
+        return f"VESDE(sigma_min={self.sigma_min}, sigma_max={self.sigma_max})"
+
+    def sigma(self, t):
+        return self.sigma_min * (self.sigma_max / self.sigma_min) ** _as_t(t)
+
+    def _f(self, t):
+        return torch.zeros_like(t)
+
+    def _g2(self, t):
+        return self.sigma(t) ** 2 * 2 * math.log(self.sigma_max / self.sigma_min)
+
+    def _m_s(self, t):
+        return torch.ones_like(t), self.sigma(t)
+
+    def prior_std(self) -> float:
+        return self.sigma_max
+
+
+SDES = {"vp": VPSDE, "subvp": SubVPSDE, "ve": VESDE}
+
+
+def get_sde(name: str, **kwargs) -> SDE:
+    """SDE by name: 'vp', 'subvp' or 've'."""
+    check_choice("sde", name, SDES)
+    return SDES[name](**kwargs)
+
+
+def _check_sde(sde):
+    if not isinstance(sde, SDE):
+        raise TypeError(f"sde must be an SDE (VPSDE, SubVPSDE, VESDE; see diffedu.sde), got {type(sde).__name__}")
+
+
+# -- score functions: exact (Gaussian mixture) and from a discrete-time denoiser -------------
+def _per_time(fn, x: torch.Tensor, t):
+    """Call fn(x_rows, t_float) once per distinct time in t (float or (B,))."""
+    t = torch.as_tensor(t, dtype=torch.float64).reshape(-1).cpu()
+    if t.numel() == 1 or (t == t[0]).all():
+        return fn(x, float(t[0]))
+    out = torch.empty_like(x)
+    for tv in torch.unique(t):
+        rows = (t == tv).nonzero()[:, 0].to(x.device)
+        out[rows] = fn(x[rows], float(tv))
+    return out
+
+
+def gmm_marginal(gmm: GaussianMixture, sde: SDE, t: float) -> GaussianMixture:
+    """The exact law p_t of x_t = m(t) x_0 + s(t) n for x_0 ~ gmm: the mixture with means
+    m mu_k and covariances m^2 Sigma_k + s^2 I (for VP this is gmm.noisy(alpha_bar(t)))."""
+    _check_sde(sde)
+    m, s = (float(v) for v in sde.marginal(float(t)))
+    eye = torch.eye(gmm.D, dtype=torch.float64)
+    return GaussianMixture(gmm.weights, m * gmm.means, m ** 2 * gmm.covs + s ** 2 * eye, gmm.labels)
+
+
+def gmm_score_fn(gmm: GaussianMixture, sde: SDE):
+    """The exact score(x, t) = grad log p_t(x) of a Gaussian mixture under `sde`; x: (B, D),
+    t: float or (B,) in [0, 1]. Differentiable in x (log_likelihood needs its divergence)."""
+    if not isinstance(gmm, GaussianMixture):
+        raise TypeError(f"gmm must be a GaussianMixture, got {type(gmm).__name__}")
+    _check_sde(sde)
+    return lambda x, t: _per_time(lambda xs, tv: gmm_marginal(gmm, sde, tv).score(xs), x, t)
+
+
+def continuous_denoiser(denoiser, schedule: NoiseSchedule | None = None, interpolate: bool = True):
+    """A discrete-time denoiser D(x_t, t_int) as a function of a continuous noise level:
+    f(x, alpha_bar) -> (x0_hat, eps_hat) for a VP sample x: (B, ...) at any alpha_bar (a float).
+    schedule: the denoiser's (default denoiser.schedule, as param.Denoiser has).
+    The level is found in the schedule by log-SNR: the nearest entry, or (interpolate=True) the
+    two neighbouring entries, whose predictions are mixed linearly in log-SNR. Levels outside
+    the schedule's range use its end entries."""
+    schedule = schedule if schedule is not None else getattr(denoiser, "schedule", None)
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError("a discrete denoiser needs its NoiseSchedule: pass schedule=... "
+                        f"(got {type(schedule).__name__})")
+    if not callable(denoiser):
+        raise TypeError(f"denoiser must be callable as D(x_t, t), got {type(denoiser).__name__}")
+    lam_sched = schedule.log_snr.numpy()[::-1].copy()            # increasing (entry N-1 first)
+    pos_of = np.arange(len(schedule))[::-1].astype(np.float64)
+
+    def at_entry(x, j):
+        t_int = torch.full((len(x),), int(schedule.timesteps[j]), dtype=torch.long, device=x.device)
+        return x0_and_eps(denoiser, x, t_int, float(schedule.alpha_bar[j]))
+
+    def f(x, alpha_bar: float):
+        ab = float(alpha_bar)
+        lam = math.inf if ab >= 1 else (-math.inf if ab <= 0 else math.log(ab) - math.log1p(-ab))
+        pos = float(np.interp(lam, lam_sched, pos_of))             # fractional entry index
+        lo, w = int(math.floor(pos)), pos - math.floor(pos)
+        if not interpolate:
+            lo, w = int(round(pos)), 0.0
+        x0, eps = at_entry(x, lo)
+        if w > 1e-12:
+            x0b, epsb = at_entry(x, lo + 1)
+            x0, eps = (1 - w) * x0 + w * x0b, (1 - w) * eps + w * epsb
+        return x0, eps
+    f.schedule = schedule
+    return f
+
+
+def denoiser_score_fn(denoiser, sde: SDE, schedule: NoiseSchedule | None = None, interpolate: bool = True):
+    """score(x, t) of `sde` from a denoiser D(x_t, t_int) of a discrete `schedule` (default:
+    denoiser.schedule, as param.Denoiser has). x: (B, ...), t: float or (B,) in (0, 1].
+
+    1. c = sqrt(m^2 + s^2), alpha_bar = m^2 / c^2: x / c is a VP sample at that alpha_bar.
+    2. eps_hat of the denoiser at that alpha_bar (`continuous_denoiser`: nearest entry, or the two
+       neighbouring entries mixed linearly in log-SNR).
+    3. score = grad log p_t(x) = grad_x log p_vp(x / c) / c = -eps_hat / (c sqrt(1 - alpha_bar)) = -eps_hat / s."""
+    _check_sde(sde)
+    f = continuous_denoiser(denoiser, schedule, interpolate)
+
+    def score(x, tv):
+        m, s = (float(v) for v in sde.marginal(tv))
+        if s == 0:
+            raise ValueError(f"the score at t = {tv} (noise std 0) is not defined by a denoiser; use t > 0")
+        c = math.hypot(m, s)
+        return -f(x / c, m ** 2 / c ** 2)[1] / s
+
+    return lambda x, t: _per_time(score, x, t)
+
+
+def tweedie_x0(x: torch.Tensor, score: torch.Tensor, t, sde: SDE) -> torch.Tensor:
+    """E[x_0 | x_t] = (x_t + s(t)^2 score) / m(t) (Tweedie's formula for x_t = m x_0 + s n)."""
+    m, s = sde.marginal(_as_t(t))
+    return (x + _as_t(s ** 2, x) * score) / _as_t(m, x)
+
+
+# -- samplers -------------------------------------------------------------------------------
+def time_grid(sde: SDE, steps: int, t_min: float | None = None) -> torch.Tensor:
+    """steps + 1 times from 1 down to t_min (default sde.t_min), evenly spaced (float64)."""
+    check_positive_int("steps", steps)
+    t_min = sde.t_min if t_min is None else float(t_min)
+    if not 0 <= t_min < 1:
+        raise ValueError(f"t_min must lie in [0, 1), got {t_min}")
+    return torch.linspace(1.0, t_min, steps + 1, dtype=torch.float64)
+
+
+def _tb(t: float, x: torch.Tensor) -> torch.Tensor:
+    return torch.full((len(x),), float(t), dtype=x.dtype, device=x.device)
+
+
+def pf_ode_drift(score_fn, x: torch.Tensor, t: float, sde: SDE):
+    """(dx/dt, score) of the probability-flow ODE dx/dt = f(t) x - g(t)^2 score(x, t) / 2 (eq. 13)."""
+    score = score_fn(x, _tb(t, x))
+    return sde.drift(x, t) - 0.5 * _as_t(sde._g2(_as_t(t)), x) * score, score
+
+
+def reverse_sde_step(x: torch.Tensor, score: torch.Tensor, t: float, t_next: float, sde: SDE,
+                     noise: torch.Tensor | None):
+    """One Euler-Maruyama step of the reverse SDE from t to t_next < t (dt = t_next - t < 0):
+        x_mean = x + [f(t) x - g(t)^2 score] dt,   x_next = x_mean + g(t) sqrt(-dt) z.
+    Returns (x_next, x_mean); noise=None gives x_next = x_mean."""
+    dt = t_next - t
+    g2 = _as_t(sde._g2(_as_t(t)), x)
+    x_mean = x + (sde.drift(x, t) - g2 * score) * dt
+    return (x_mean if noise is None else x_mean + (g2 * -dt).sqrt() * noise), x_mean
+
+
+def _discretize(sde: SDE, t: float, t_next: float):
+    """The exact forward transition t_next -> t, x_t = r x_{t_next} + G z:  r = m(t) / m(t_next),
+    G^2 = s(t)^2 - r^2 s(t_next)^2 (for VP: r = sqrt(1 - beta_i), G^2 = beta_i, DDPM's step; for
+    VE: r = 1, G^2 = sigma_i^2 - sigma_{i-1}^2, SMLD's)."""
+    (m, s), (mn, sn) = sde.marginal(float(t)), sde.marginal(float(t_next))
+    r = float(m / mn)
+    return r, max(float(s ** 2 - r ** 2 * sn ** 2), 0.0)
+
+
+def reverse_diffusion_step(x: torch.Tensor, score: torch.Tensor, t: float, t_next: float, sde: SDE,
+                           noise: torch.Tensor | None):
+    """Reverse-diffusion predictor (Song et al. 2021, eq. 46-47): with the forward step
+    x_t = r x_{t_next} + G z, x_next = x - (r - 1) x + G^2 score + G z. Returns (x_next, x_mean)."""
+    r, G2 = _discretize(sde, t, t_next)
+    x_mean = x - (r - 1) * x + G2 * score
+    return (x_mean if noise is None else x_mean + G2 ** 0.5 * noise), x_mean
+
+
+def langevin_step(x: torch.Tensor, score: torch.Tensor, snr: float, noise: torch.Tensor, alpha: float = 1.0):
+    """One Langevin corrector step (Song et al. 2021, Algorithms 4 and 5):
+        eps = 2 alpha (snr ||z|| / ||score||)^2,  x <- x + eps score + sqrt(2 eps) z,
+    with the norms averaged over the batch (as the authors' code). Returns (x_next, x_mean)."""
+    g_norm = score.reshape(len(score), -1).norm(dim=1).mean()
+    z_norm = noise.reshape(len(noise), -1).norm(dim=1).mean()
+    step = 2 * alpha * (snr * z_norm / g_norm.clamp_min(1e-12)) ** 2
+    x_mean = x + step * score
+    return x_mean + (2 * step).sqrt() * noise, x_mean
+
+
+def _noise(x, generator):
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+
+
+def _run(step, score_fn, x_T, sde, steps, t_min, return_trajectory, callback):
+    """Shared loop: step(x, t, t_next, last) -> (x_next, score at (x, t))."""
+    if not callable(score_fn):
+        raise TypeError(f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}")
+    check_tensor("x_T", x_T, min_ndim=2)
+    _check_sde(sde)
+    ts = time_grid(sde, steps, t_min).tolist()
+    x, xs, x0s = x_T, [x_T], []
+    for i in range(steps):
+        t, t_next = ts[i], ts[i + 1]
+        with torch.no_grad():
+            x_new, score = step(x, t, t_next, i == steps - 1)
+            x0 = tweedie_x0(x, score, t, sde)
+        x = x_new
+        if callback is not None:
+            callback({"x": x, "i": i, "t": t, "denoised": x0})
+        if return_trajectory:
+            xs.append(x)
+            x0s.append(x0)
+    if return_trajectory:
+        return x, torch.stack(xs), torch.stack(x0s)
+    return x
+
+
+def reverse_sde_euler_maruyama(score_fn, x_T: torch.Tensor, sde: SDE, steps: int = 500,
+                               generator: torch.Generator | None = None, return_trajectory: bool = False,
+                               callback=None, t_min: float | None = None):
+    """Reverse-time SDE, Euler-Maruyama (Song et al. 2021, eq. 6; Appendix D). x_T: (B, ...)."""
+    def step(x, t, t_next, last):
+        score = score_fn(x, _tb(t, x))
+        return reverse_sde_step(x, score, t, t_next, sde, None if last else _noise(x, generator))[0], score
+    return _run(step, score_fn, x_T, sde, steps, t_min, return_trajectory, callback)
+
+
+def pf_ode_euler(score_fn, x_T: torch.Tensor, sde: SDE, steps: int = 100, generator=None,
+                 return_trajectory: bool = False, callback=None, t_min: float | None = None):
+    """Probability-flow ODE (Song et al. 2021, eq. 13), Euler's method. x_T: (B, ...)."""
+    def step(x, t, t_next, last):
+        d, score = pf_ode_drift(score_fn, x, t, sde)
+        return x + (t_next - t) * d, score
+    return _run(step, score_fn, x_T, sde, steps, t_min, return_trajectory, callback)
+
+
+def pf_ode_heun(score_fn, x_T: torch.Tensor, sde: SDE, steps: int = 50, generator=None,
+                return_trajectory: bool = False, callback=None, t_min: float | None = None):
+    """Probability-flow ODE (Song et al. 2021, eq. 13), Heun's 2nd-order method (Karras et al.
+    2022, Algorithm 1, in t). x_T: (B, ...); 2 score evaluations per step."""
+    def step(x, t, t_next, last):
+        h = t_next - t
+        d1, score = pf_ode_drift(score_fn, x, t, sde)     # 1. Euler predictor
+        d2, _ = pf_ode_drift(score_fn, x + h * d1, t_next, sde)
+        return x + 0.5 * h * (d1 + d2), score              # 2. trapezoidal corrector
+    return _run(step, score_fn, x_T, sde, steps, t_min, return_trajectory, callback)
+
+
+def predictor_corrector(score_fn, x_T: torch.Tensor, sde: SDE, steps: int = 500,
+                        generator: torch.Generator | None = None, return_trajectory: bool = False,
+                        callback=None, snr: float = 0.16, n_corrector: int = 1, t_min: float | None = None):
+    """Predictor-corrector sampling (Song et al. 2021, Algorithms 4 (VE) and 5 (VP)): reverse-diffusion
+    predictor and `n_corrector` Langevin steps with signal-to-noise ratio `snr`. x_T: (B, ...)."""
+    if snr <= 0:
+        raise ValueError(f"snr must be > 0, got {snr}")
+    if isinstance(n_corrector, bool) or not isinstance(n_corrector, int) or n_corrector < 0:
+        raise ValueError(f"n_corrector must be an integer >= 0, got {n_corrector!r}")
+
+    def step(x, t, t_next, last):
+        # 1. corrector: Langevin MCMC at fixed t (alpha_i = 1 - beta_i for VP, 1 otherwise)
+        r, _ = _discretize(sde, t, t_next)
+        alpha = r ** 2 if type(sde) is VPSDE else 1.0
+        for _ in range(n_corrector):
+            x = langevin_step(x, score_fn(x, _tb(t, x)), snr, _noise(x, generator), alpha)[0]
+        # 2. predictor: one reverse-diffusion step t -> t_next (its mean on the last step)
+        score = score_fn(x, _tb(t, x))
+        return reverse_diffusion_step(x, score, t, t_next, sde, None if last else _noise(x, generator))[0], score
+    return _run(step, score_fn, x_T, sde, steps, t_min, return_trajectory, callback)
+
+
+SDE_SAMPLERS = {"euler_maruyama": reverse_sde_euler_maruyama, "pf_ode_euler": pf_ode_euler,
+                "pf_ode_heun": pf_ode_heun, "pc": predictor_corrector}
+
+
+# -- exact likelihood through the probability-flow ODE ---------------------------------------
+def _drift_div(score_fn, x, t, sde, probes):
+    """PF-ODE drift and its divergence at (x, t): exact (probes None, one autograd pass per
+    dimension) or Hutchinson's estimate mean_k z_k^T (d drift / dx) z_k."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        d, _ = pf_ode_drift(score_fn, x, t, sde)
+        if probes is None:
+            flat = d.reshape(len(x), -1)
+            div = sum(torch.autograd.grad(flat[:, j].sum(), x, retain_graph=True)[0].reshape(len(x), -1)[:, j]
+                      for j in range(flat.shape[1]))
+        else:
+            div = sum((torch.autograd.grad((d * z).sum(), x, retain_graph=True)[0] * z).reshape(len(x), -1).sum(1)
+                      for z in probes) / len(probes)
+    return d.detach(), div.detach()
+
+
+def log_likelihood(score_fn, x0: torch.Tensor, sde: SDE, steps: int = 100, exact_divergence: bool = True,
+                   hutchinson_samples: int = 1, generator: torch.Generator | None = None,
+                   method: str = "heun", t_min: float = 1e-5, prior_log_prob=None, return_latent: bool = False):
+    """log p(x0) by the instantaneous change of variables along the PF-ODE (Song et al. 2021,
+    eq. 39; Chen et al. 2018). x0: (B, ...); returns (B,) (and x_1 with return_latent).
+
+    Notation: d(x)/dt = f~(x, t) (the PF-ODE drift), d(log p_t(x_t))/dt = -div f~(x_t, t), so
+        log p_{t_min}(x0) = log p_1(x_1) + int_{t_min}^1 div f~(x_t, t) dt,
+    integrated forward from x_{t_min} = x0 with `method` ("euler", "heun" or "rk4") in `steps`
+    steps. The divergence is exact (autograd, one pass per dimension: for low dimensions) or
+    Hutchinson's estimate with `hutchinson_samples` Rademacher probes held fixed along the path
+    (for images). log p_1 is sde.prior_log_prob unless `prior_log_prob(z) -> (B,)` is given;
+    the two small errors are p_{t_min} != p_0 and p_1 != prior."""
+    if not callable(score_fn):
+        raise TypeError(f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}")
+    check_tensor("x0", x0, min_ndim=2)
+    _check_sde(sde)
+    check_positive_int("steps", steps)
+    check_positive_int("hutchinson_samples", hutchinson_samples)
+    check_choice("method", method, ("euler", "heun", "rk4"))
+    if not 0 <= t_min < 1:
+        raise ValueError(f"t_min must lie in [0, 1), got {t_min}")
+    probes = None
+    if not exact_divergence:
+        probes = [(torch.randint(0, 2, x0.shape, generator=generator) * 2 - 1).to(x0.device, x0.dtype)
+                  for _ in range(hutchinson_samples)]
+    f = lambda x, t: _drift_div(score_fn, x, t, sde, probes)
+    ts = torch.linspace(t_min, 1.0, steps + 1, dtype=torch.float64).tolist()
+    x, delta = x0.detach(), torch.zeros(len(x0), dtype=x0.dtype, device=x0.device)
+    for t, tn in zip(ts[:-1], ts[1:]):
+        h = tn - t
+        d1, v1 = f(x, t)
+        if method == "euler":
+            x, delta = x + h * d1, delta + h * v1
+        elif method == "heun":
+            d2, v2 = f(x + h * d1, tn)
+            x, delta = x + 0.5 * h * (d1 + d2), delta + 0.5 * h * (v1 + v2)
+        else:
+            d2, v2 = f(x + 0.5 * h * d1, t + 0.5 * h)
+            d3, v3 = f(x + 0.5 * h * d2, t + 0.5 * h)
+            d4, v4 = f(x + h * d3, tn)
+            x = x + h / 6 * (d1 + 2 * d2 + 2 * d3 + d4)
+            delta = delta + h / 6 * (v1 + 2 * v2 + 2 * v3 + v4)
+    prior = sde.prior_log_prob if prior_log_prob is None else prior_log_prob
+    logp = prior(x).to(delta.dtype) + delta
+    return (logp, x) if return_latent else logp
+
+
+# -- DDIM is Euler on the PF-ODE ------------------------------------------------------------
+def pf_ode_euler_sigma(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None = None,
+                       heun: bool = False, return_trajectory: bool = False, callback=None):
+    """The PF-ODE in Karras et al.'s (2022) variables, Euler (DDIM) or Heun (Algorithm 1) steps
+    on the entries of `schedule` (respaced to `steps`). x_T: (B, ...) a VP sample at the last entry.
+
+    Notation: x_bar = x / sqrt(alpha_bar), sigma = sqrt((1 - alpha_bar) / alpha_bar) (schedule.sigmas);
+    then x_bar = x_0 + sigma eps and the PF-ODE is d x_bar / d sigma = eps_hat = (x_bar - D) / sigma
+    (Karras et al. eq. 4 with s = 1). One Euler step sigma_i -> sigma_{i-1} is
+        x_bar_{i-1} = x_bar_i + (sigma_{i-1} - sigma_i) eps_hat,
+    i.e. sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev) eps_hat after multiplying by sqrt(ab_prev): DDIM
+    with eta = 0, exactly. Returns x_0 (sigma = 0), or (x_0, xs, x0_hats) as `ddim`."""
+    check_tensor("x_T", x_T, min_ndim=1)
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    if steps is not None:
+        schedule = schedule.respace(steps)
+    ab, sig = schedule.alpha_bar.tolist(), schedule.sigmas.tolist()
+
+    def eps_hat(xbar, i):
+        # the model sees the VP sample x = x_bar sqrt(alpha_bar) at its own timestep
+        t = torch.full((len(xbar),), int(schedule.timesteps[i]), dtype=torch.long, device=xbar.device)
+        x0, eps = x0_and_eps(denoiser, xbar * ab[i] ** 0.5, t, ab[i])
+        return eps, x0
+
+    n = len(schedule)
+    xbar, xs, x0s = x_T / ab[n - 1] ** 0.5, [x_T], []
+    for i in reversed(range(n)):
+        s_next = sig[i - 1] if i > 0 else 0.0
+        with torch.no_grad():
+            d, x0 = eps_hat(xbar, i)                              # 1. slope at sigma_i
+            x_new = xbar + (s_next - sig[i]) * d                  # 2. Euler step
+            if heun and i > 0:                                    # 3. Heun correction (not to sigma = 0)
+                d2, _ = eps_hat(x_new, i - 1)
+                x_new = xbar + (s_next - sig[i]) * 0.5 * (d + d2)
+        xbar = x_new
+        x = xbar * (ab[i - 1] ** 0.5 if i > 0 else 1.0)           # back to the VP variable
+        if callback is not None:
+            callback({"x": x, "i": i, "t": int(schedule.timesteps[i]), "sigma": sig[i], "denoised": x0})
+        if return_trajectory:
+            xs.append(x)
+            x0s.append(x0)
+    if return_trajectory:
+        return x, torch.stack(xs), torch.stack(x0s)
+    return x
