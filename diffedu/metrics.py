@@ -1,10 +1,11 @@
-"""Distances between samples: sliced Wasserstein and MMD for point clouds (B, D);
-image quality (PSNR, SSIM) further down."""
+"""Distances between samples: sliced Wasserstein and MMD for point clouds (B, D).
+Image quality (PSNR, SSIM) lives in image_metrics and is re-exported here."""
 from __future__ import annotations
 
 import torch
 
 from ._validate import check_tensor
+from .image_metrics import psnr, ssim  # noqa: F401  (re-exported: dd.psnr, dd.ssim)
 
 
 def _flat_pair(x, y):

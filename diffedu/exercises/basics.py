@@ -1,31 +1,11 @@
-"""Exercise checkers: a student writes a function, `check(name, fn)` grades it on random
-inputs against the package's own implementation and says what went wrong.
-
-    dd.exercises.list_exercises()          # what there is
-    dd.exercises.hint("ddim_step")         # a nudge
-    dd.exercises.check("ddim_step", my_fn) # True, or a message naming the failing case
-    dd.exercises.solution("ddim_step")     # the reference answer, as source
-"""
+"""Exercises of chapters 01-03: the forward process, DDPM/DDIM, Tweedie and parameterizations."""
 from __future__ import annotations
-
-import inspect
-from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
-from . import param
-from .samplers import ddim_step as _ddim_step
-
-
-@dataclass
-class Exercise:
-    name: str
-    chapter: str
-    task: str
-    reference: Callable
-    cases: Callable          # () -> list of kwargs dicts
-    hint: str
+from .. import param
+from ..samplers import ddim_step as _ddim_step
+from . import Exercise
 
 
 def _rand(*shape, seed=0):
@@ -78,7 +58,7 @@ def gaussian_denoiser(xt, alpha_bar, m, v):
     return m + a * v / (alpha_bar * v + 1 - alpha_bar) * (xt - a * m)
 
 
-EXERCISES = {e.name: e for e in [
+EXERCISES = [
     Exercise("alpha_bar_from_betas", "01", "alpha_bar from a 1D tensor of betas",
              alpha_bar_from_betas, lambda: [{"betas": torch.linspace(1e-4, 0.02, n, dtype=torch.float64)} for n in (1, 10, 1000)],
              "alpha_bar_t is the product of (1 - beta_s) for s <= t: look at torch.cumprod."),
@@ -113,66 +93,8 @@ EXERCISES = {e.name: e for e in [
              gaussian_denoiser, lambda: [{"xt": _rand(4, 1, seed=k), "alpha_bar": ab, "m": 0.5, "v": 2.0}
                                          for k, ab in enumerate(_ab_cases())],
              "x_t is Gaussian with mean sqrt(ab) m and variance ab v + 1 - ab; Tweedie needs its score."),
-]}
+]
 
-
-def _get(name: str) -> Exercise:
-    if name not in EXERCISES:
-        raise ValueError(f"unknown exercise {name!r}; available: {sorted(EXERCISES)}")
-    return EXERCISES[name]
-
-
-def list_exercises(chapter: str | None = None) -> list[str]:
-    return [f"{e.name} (chapter {e.chapter}): {e.task}" for e in EXERCISES.values()
-            if chapter is None or e.chapter == chapter]
-
-
-def hint(name: str) -> str:
-    h = _get(name).hint
-    print(h)
-    return h
-
-
-def solution(name: str) -> str:
-    src = inspect.getsource(_get(name).reference)
-    print(src)
-    return src
-
-
-def check(name: str, fn: Callable, atol: float = 1e-6, verbose: bool = True) -> bool:
-    """Grade `fn` on the exercise's cases; print and return whether it is right."""
-    ex = _get(name)
-    if not callable(fn):
-        raise TypeError(f"pass your function itself, e.g. check({name!r}, my_{name}), not {type(fn).__name__}")
-    for k, case in enumerate(ex.cases()):
-        args = {key: (v.clone() if isinstance(v, torch.Tensor) else v) for key, v in case.items()}
-        want = ex.reference(**case)
-        try:
-            got = fn(**args)
-        except Exception as err:     # a student's bug: report it as feedback, not a traceback
-            msg = f"✗ {name}: your function raised {type(err).__name__}: {err} (arguments: {', '.join(case)})"
-            return _report(False, msg, name, verbose)
-        wants, gots = (want, got) if isinstance(want, tuple) else ((want,), (got,) if not isinstance(got, tuple) else got)
-        if len(gots) != len(wants):
-            return _report(False, f"✗ {name}: expected {len(wants)} outputs, got {len(gots)}", name, verbose)
-        for w, g in zip(wants, gots):
-            g = torch.as_tensor(g, dtype=w.dtype)
-            if g.shape != w.shape:
-                return _report(False, f"✗ {name}, case {k}: output shape {tuple(g.shape)}, expected {tuple(w.shape)}",
-                               name, verbose)
-            err = (g - w).abs().max().item()
-            if not err <= atol * (1 + w.abs().max().item()):
-                shown = {key: (float(v) if not isinstance(v, torch.Tensor) else f"tensor{tuple(v.shape)}") for key, v in case.items()}
-                return _report(False, f"✗ {name}, case {k} {shown}: max error {err:.3g} "
-                                      f"(expected e.g. {w.flatten()[0].item():.4f}, got {g.flatten()[0].item():.4f})",
-                               name, verbose)
-    return _report(True, f"✓ {name}: correct on all {len(ex.cases())} cases", name, verbose)
-
-
-def _report(ok: bool, msg: str, name: str, verbose: bool) -> bool:
-    if verbose:
-        print(msg if ok else msg + f"\n  hint: {_get(name).hint}")
-    return ok
 
 
 def _self_check():
