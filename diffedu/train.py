@@ -225,6 +225,12 @@ def load_training_data(name: str, n: int | None = None, seed: int = 0, **kwargs)
     return x.float(), (None if y is None else y.long())
 
 
+def _downsample(losses, n: int) -> list:
+    """Mean loss over n equal chunks (for the manifest's loss curve)."""
+    k = max(1, len(losses) // n)
+    return [round(sum(losses[i:i + k]) / len(losses[i:i + k]), 5) for i in range(0, len(losses), k)]
+
+
 def _parse_kv(items) -> dict:
     out = {}
     for item in items or []:
@@ -338,6 +344,7 @@ def main(argv=None):
                 "schedule": {"name": args.schedule, "T": args.T}, "prediction": ema_model.prediction,
                 "seed": args.seed, "steps": args.steps, "batch_size": args.batch_size, "world_size": world,
                 "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 5), "train_seconds": round(seconds, 1),
+                "loss_curve": _downsample(losses, 200),
                 "parameters": sum(p.numel() for p in ema_model.parameters()), "torch": torch.__version__}
     if args.save_all_ranks:
         save_checkpoint(ema_model, out.with_name(f"{out.stem}.rank{rank}.safetensors"), manifest)

@@ -18,6 +18,7 @@ def test_cli_trains_and_writes_checkpoint_manifest_and_figure(tmp_path, capsys):
     assert m["seed"] == 3 and m["steps"] == 30 and m["data"]["name"] == "gmm" and m["data"]["n"] == 500
     assert m["model"] == {"factory": "diffedu.nets.mlp:MLPDenoiser", "kwargs": {"hidden": 16, "depth": 1}}
     assert m["final_loss"] > 0 and "sliced_wasserstein_ddim50" in m["quality"]
+    assert len(m["loss_curve"]) == 30
     assert (tmp_path / "m.png").stat().st_size > 1000
     model = load_model(out)
     assert model(torch.randn(4, 2), torch.tensor([1, 2, 3, 4])).shape == (4, 2)
