@@ -47,4 +47,4 @@ def __getattr__(name):
 
 
 # Modules whose public names are reachable as dd.<name> (looked up lazily, in this order).
-_CORE = ("schedules", "forward", "param", "samplers", "gmm", "metrics")
+_CORE = ("schedules", "forward", "param", "samplers", "gmm", "metrics", "train")

@@ -22,7 +22,7 @@ from ._validate import check_choice, check_positive_int
 
 @dataclass(frozen=True)
 class NoiseSchedule:
-    """alpha_bar: (N,) float64, strictly decreasing in (0, 1]; timesteps: (N,) long."""
+    """alpha_bar: (N,) float64, non-increasing in (0, 1]; timesteps: (N,) long."""
     alpha_bar: torch.Tensor
     timesteps: torch.Tensor
     name: str = "custom"
@@ -34,8 +34,8 @@ class NoiseSchedule:
         if not ((ab > 0) & (ab <= 1)).all():
             raise ValueError("alpha_bar must lie in (0, 1]; got values "
                              f"in [{ab.min().item():.3g}, {ab.max().item():.3g}]")
-        if len(ab) > 1 and not (ab[1:] < ab[:-1]).all():
-            raise ValueError("alpha_bar must be strictly decreasing (more noise at later t)")
+        if len(ab) > 1 and not (ab[1:] <= ab[:-1]).all():
+            raise ValueError("alpha_bar must be non-increasing (more noise at later t)")
         ts = torch.as_tensor(self.timesteps, dtype=torch.long)
         if ts.shape != ab.shape:
             raise ValueError(f"timesteps has shape {tuple(ts.shape)} but alpha_bar has {tuple(ab.shape)}")
@@ -81,7 +81,9 @@ class NoiseSchedule:
         if steps > n:
             raise ValueError(f"cannot respace a {n}-step schedule to {steps} steps; choose steps <= {n}")
         check_choice("spacing", spacing, {"linspace", "leading", "quadratic"})
-        if spacing == "linspace":
+        if steps == 1:
+            idx = torch.tensor([n - 1])
+        elif spacing == "linspace":
             idx = torch.linspace(0, n - 1, steps, dtype=torch.float64).round().long()
         elif spacing == "leading":
             idx = torch.arange(steps) * (n // steps) + (n - 1 - (steps - 1) * (n // steps))

@@ -65,7 +65,7 @@ def test_bad_parameters_raise_clear_errors():
         dd.get_schedule("cosin")
     with pytest.raises(ValueError, match="steps <= 10"):
         dd.linear_schedule(10).respace(11)
-    with pytest.raises(ValueError, match="strictly decreasing"):
+    with pytest.raises(ValueError, match="non-increasing"):
         dd.NoiseSchedule(torch.tensor([0.5, 0.9]), torch.arange(2))
     with pytest.raises(ValueError, match="not in this schedule"):
         dd.linear_schedule(100).respace(10).index_of(torch.tensor([5]))
