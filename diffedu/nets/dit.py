@@ -248,6 +248,8 @@ class DiT(nn.Module):
     cond: (B,) long class labels in [0, num_classes); `num_classes` (the null label) or
       None means "no label" (needs class_dropout_prob > 0). Must be None when num_classes
       is None (an unconditional DiT).
+    force_drop_ids: optional (B,) tensor; where it is 1 the label is replaced by the null
+      label (as the official LabelEmbedder; for batched classifier-free guidance).
     Returns (B, out_channels, H, W); out_channels = 2 * C with learn_sigma (the first C
     channels are the `prediction`, the last C the variance interpolation of
     Nichol & Dhariwal 2021), else C.

@@ -134,6 +134,7 @@ class UNet(nn.Module):
     cond: (B,) long class labels when `num_classes` is set (the label `num_classes` or
       `None` means "no label" -- the null class of classifier-free guidance); else ignored
       and must be None.
+    force_drop_ids: optional (B,) tensor; where it is 1 the label becomes the null label.
     Returns (B, out_channels, H, W), the quantity named by `self.prediction`.
 
     Args:
