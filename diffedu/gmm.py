@@ -39,7 +39,8 @@ class GaussianMixture:
         if covs.shape != (K, D, D):
             raise ValueError(f"covs must be a float, (K, D) = ({K}, {D}) diagonals or (K, D, D) matrices; "
                              f"got shape {tuple(covs.shape)}")
-        if not torch.allclose(covs, covs.transpose(1, 2)) or (torch.linalg.eigvalsh(covs) < -1e-10).any():
+        jitter = 1e-9 * (1 + covs.diagonal(dim1=1, dim2=2).abs().amax()) * torch.eye(D, dtype=torch.float64)
+        if not torch.allclose(covs, covs.transpose(1, 2)) or (torch.linalg.cholesky_ex(covs + jitter).info > 0).any():
             raise ValueError("covs must be symmetric positive semi-definite")
         self.weights, self.means, self.covs = weights / weights.sum(), means, covs.contiguous()
         self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)
@@ -64,7 +65,11 @@ class GaussianMixture:
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         L = torch.linalg.cholesky(self.covs + 1e-12 * torch.eye(self.D, dtype=torch.float64))
         z = torch.randn(n, self.D, generator=generator, dtype=torch.float64)
-        x = (self.means[k] + (L[k] @ z[:, :, None])[..., 0]).float()
+        x = self.means[k].clone()
+        for j in k.unique().tolist():              # one matrix product per component, not (n, D, D)
+            rows = k == j
+            x[rows] += z[rows] @ L[j].T
+        x = x.float()
         return (x, k) if return_labels else x
 
     def mean(self) -> torch.Tensor:

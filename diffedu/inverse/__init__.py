@@ -13,3 +13,13 @@ __all__ = ["Operator", "LinearOperator", "Dense", "SuperResolution", "Inpainting
            "pseudo_inverse", "tikhonov", "wiener", "grad2d", "div2d", "total_variation",
            "tv_objective", "tv_denoise", "tv_reconstruct",
            "dpir_sigmas", "pnp_hqs", "tv_denoiser"]
+
+# Diffusion posterior samplers (all through the one denoiser interface) and the exact benchmark
+from . import gmm_benchmark
+from .ddrm import ddrm, ddrm_step, spectral_measurement
+from .diffpir import diffpir, diffpir_data_step
+from .dps import dps, dps_denoiser, dps_step
+from .repaint import repaint, repaint_schedule, repaint_step
+
+__all__ += ["dps", "dps_step", "dps_denoiser", "ddrm", "ddrm_step", "spectral_measurement",
+            "repaint", "repaint_step", "repaint_schedule", "diffpir", "diffpir_data_step", "gmm_benchmark"]
