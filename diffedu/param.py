@@ -22,8 +22,11 @@ PREDICTIONS = ("eps", "x0", "v", "score", "velocity")
 def to_x0_eps(out: torch.Tensor, xt: torch.Tensor, alpha_bar, prediction: str):
     """(x0, eps) from a model output `out` of kind `prediction`; alpha_bar broadcasts against xt."""
     check_choice("prediction", prediction, PREDICTIONS)
-    ab = torch.as_tensor(alpha_bar, dtype=xt.dtype, device=xt.device)
-    a, s = ab.sqrt(), (1 - ab).sqrt()
+    if isinstance(alpha_bar, float):           # one noise level for the batch: plain numbers, no tensors
+        a, s = alpha_bar ** 0.5, (1 - alpha_bar) ** 0.5
+    else:
+        ab = torch.as_tensor(alpha_bar, dtype=xt.dtype, device=xt.device)
+        a, s = ab.sqrt(), (1 - ab).sqrt()
     if prediction == "eps":
         return (xt - s * out) / a, out
     if prediction == "x0":
@@ -78,15 +81,20 @@ class Denoiser:
         ab = self.schedule.alpha_bar[self.schedule.index_of(t.cpu())]
         return ab.to(device=x.device, dtype=x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
 
-    def x0_eps(self, x: torch.Tensor, t, cond=None):
+    def x0_eps(self, x: torch.Tensor, t, cond=None, alpha_bar: float | None = None):
+        """(x0_hat, eps_hat); samplers may pass alpha_bar (a float, or a tensor broadcasting
+        against x) to skip the lookup."""
         t = _t_batch(t, x)
         cond = self.cond if cond is None else cond
         out = self.model(x, t) if cond is None else self.model(x, t, cond)
-        ab = self.alpha_bar(t, x)
+        if alpha_bar is None:
+            ab = self.alpha_bar(t, x)
+        else:
+            ab = alpha_bar if isinstance(alpha_bar, torch.Tensor) else float(alpha_bar)
         x0, eps = to_x0_eps(out, x, ab, self.prediction)
         if self.clip is not None:
             x0 = x0.clamp(-self.clip, self.clip)
-            eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+            eps = (x - ab ** 0.5 * x0) / (1 - ab) ** 0.5
         return x0, eps
 
     def __call__(self, x: torch.Tensor, t, cond=None) -> torch.Tensor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from ._validate import check_choice, check_tensor
+from .param import Denoiser
 from .schedules import NoiseSchedule
 
 
@@ -52,13 +53,15 @@ def ddpm_step(xt: torch.Tensor, x0_hat: torch.Tensor, ab_t: float, ab_prev: floa
 
 def x0_and_eps(denoiser, x: torch.Tensor, t: torch.Tensor, ab_t: float):
     """(x0_hat, eps_hat) from any denoiser; eps from x0 when the denoiser gives only x0."""
+    if isinstance(denoiser, Denoiser):
+        return denoiser.x0_eps(x, t, alpha_bar=ab_t)
     if hasattr(denoiser, "x0_eps"):
         return denoiser.x0_eps(x, t)
     x0 = denoiser(x, t)
     return x0, (x - ab_t ** 0.5 * x0) / (1 - ab_t) ** 0.5
 
 
-def _loop(step_fn, denoiser, x_T, schedule, steps, generator, return_trajectory, callback):
+def _loop(step_fn, denoiser, x_T, schedule, steps, generator, return_trajectory, callback, needs_noise=True):
     check_tensor("x_T", x_T, min_ndim=1)
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule (see diffedu.schedules), got {type(schedule).__name__}")
@@ -71,7 +74,9 @@ def _loop(step_fn, denoiser, x_T, schedule, steps, generator, return_trajectory,
         ab_t, ab_prev = ab[i], (ab[i - 1] if i > 0 else 1.0)
         with torch.no_grad():
             x0, eps = x0_and_eps(denoiser, x, t, ab_t)
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) if i > 0 else None
+        noise = None
+        if i > 0 and needs_noise:
+            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
         x = step_fn(x, x0, eps, ab_t, ab_prev, noise)
         if callback is not None:
             callback({"x": x, "i": i, "t": int(schedule.timesteps[i]), "denoised": x0})
@@ -91,7 +96,7 @@ def ddim(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None
     if eta < 0:
         raise ValueError(f"eta must be >= 0 (0 = deterministic DDIM, 1 = DDPM variance), got {eta}")
     step = lambda x, x0, eps, ab_t, ab_prev, z: ddim_step(x, x0, eps, ab_t, ab_prev, eta, z)
-    return _loop(step, denoiser, x_T, schedule, steps, generator, return_trajectory, callback)
+    return _loop(step, denoiser, x_T, schedule, steps, generator, return_trajectory, callback, needs_noise=eta > 0)
 
 
 def ddpm(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None = None, variance: str = "small",
