@@ -17,17 +17,20 @@ import diffedu as dd
 from diffedu.nets.mlp import MLPDenoiser
 
 
-def timeit(fn, repeats=15):
-    fn()                                        # warm-up
-    best = float("inf")
+def timeit_all(fns: dict, repeats: int = 21) -> dict:
+    """Best-of-`repeats` seconds per candidate, the candidates interleaved in every round so that
+    load drifting on a shared machine hits all of them alike."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    for fn in fns.values():
+        fn()                                    # warm-up
+    best = {name: float("inf") for name in fns}
     for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
+        for name, fn in fns.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            best[name] = min(best[name], time.perf_counter() - t0)
     return best
 
 
@@ -69,14 +72,15 @@ def main():
             for _ in range(args.steps):
                 model(x_T, t)
 
-    rows = [("network forward only", timeit(net))]
-    rows.append(("diffedu DDIM (eta=0)", timeit(lambda: dd.ddim(D, x_T, schedule, args.steps))))
-    rows.append(("diffedu DDIM (eta=1)", timeit(lambda: dd.ddim(D, x_T, schedule, args.steps, eta=1.0))))
-    rows.append(("diffedu DDPM", timeit(lambda: dd.ddpm(D, x_T, schedule, args.steps))))
+    fns = {"network forward only": net,
+           "diffedu DDIM (eta=0)": lambda: dd.ddim(D, x_T, schedule, args.steps),
+           "diffedu DDIM (eta=1)": lambda: dd.ddim(D, x_T, schedule, args.steps, eta=1.0),
+           "diffedu DDPM": lambda: dd.ddpm(D, x_T, schedule, args.steps)}
     for kind in ("ddim", "ddpm"):
         run = diffusers_loop(model, x_T, args.steps, kind)
         if run is not None:
-            rows.append((f"diffusers {kind.upper()}Scheduler loop", timeit(run)))
+            fns[f"diffusers {kind.upper()}Scheduler loop"] = run
+    rows = list(timeit_all(fns).items())
     base = rows[0][1] / args.steps * 1e6
     print(f"device {dev}, batch {args.batch}, {args.steps} steps, MLP hidden {args.hidden}, threads {torch.get_num_threads()}\n")
     print("| loop | time per step (us) | overhead beyond the network (us) |\n|---|---:|---:|")
