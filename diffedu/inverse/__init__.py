@@ -23,3 +23,6 @@ from .repaint import repaint, repaint_schedule, repaint_step
 
 __all__ += ["dps", "dps_step", "dps_denoiser", "ddrm", "ddrm_step", "spectral_measurement",
             "repaint", "repaint_step", "repaint_schedule", "diffpir", "diffpir_data_step", "gmm_benchmark"]
+from .diffusion_prior import annealed_timesteps, diffusion_denoiser, diffusion_prior_loss, diffusion_prior_map
+
+__all__ += ["diffusion_denoiser", "diffusion_prior_map", "diffusion_prior_loss", "annealed_timesteps"]

@@ -158,8 +158,8 @@ def diffusion_prior_map(y: torch.Tensor, op: Operator, denoiser, schedule: Noise
     optimise x with Adam as well); timesteps annealed from t_max (default 40% of the schedule)
     to t_min (default 2% of it) by `annealed_timesteps`; jacobian: differentiate through the
     denoiser (True, the paper) or not (False, the score-distillation gradient, cheaper and
-    mode-seeking, see the module doc). x_init: the start (default A^+ y; required for a
-    nonlinear A).
+    mode-seeking, see the module doc). x_init: the start (default A^T y when A maps images
+    to images of the same shape, else A^+ y, as `pnp_hqs`; required for a nonlinear A).
 
     For k = 1..iters:
         1. t_k from the annealed schedule, eps_k ~ N(0, I)
@@ -189,8 +189,8 @@ def diffusion_prior_map(y: torch.Tensor, op: Operator, denoiser, schedule: Noise
     ts, abs_ = schedule.timesteps[pos], schedule.alpha_bar[pos]
     if x_init is not None:
         x = op._check_x(x_init, "x_init").detach().clone()
-    elif isinstance(op, LinearOperator):
-        x = op.A_dagger(y).detach().clone()
+    elif isinstance(op, LinearOperator):       # as pnp_hqs: A^T y for square A (blur: A^+ y is all noise)
+        x = (op.A_adjoint(y) if op.in_shape == op.out_shape else op.A_dagger(y)).detach().clone()
     else:
         raise ValueError(f"x_init is required for the nonlinear {type(op).__name__} (there is no A^+ y to start from)")
     x.requires_grad_(True)
