@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {"schedules", "forward", "param", "samplers", "gmm", "metrics", "train", "viz",
                "widgets", "exercises", "data", "nets", "inverse", "kernels", "sde", "flow",
-               "guidance"}
+               "guidance", "widgets_flow", "widgets_arch", "widgets_inverse", "widgets_posterior", "image_metrics"}
 
 
 def device() -> torch.device:

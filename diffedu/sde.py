@@ -257,16 +257,21 @@ def denoiser_score_fn(denoiser, sde: SDE, schedule: NoiseSchedule | None = None,
     1. c = sqrt(m^2 + s^2), alpha_bar = m^2 / c^2: x / c is a VP sample at that alpha_bar.
     2. eps_hat of the denoiser at that alpha_bar (`continuous_denoiser`: nearest entry, or the two
        neighbouring entries mixed linearly in log-SNR).
-    3. score = grad log p_t(x) = grad_x log p_vp(x / c) / c = -eps_hat / (c sqrt(1 - alpha_bar)) = -eps_hat / s."""
+    3. score = grad log p_t(x) = grad_x log p_vp(x / c) / c = -eps_hat / (c sqrt(1 - alpha_bar)) = -eps_hat / s.
+    Below the schedule's smallest noise level the denoiser is only known at that level, so the
+    score is held at its value there (dividing eps_hat by the true, smaller s would inflate it)."""
     _check_sde(sde)
     f = continuous_denoiser(denoiser, schedule, interpolate)
+    sched = schedule if schedule is not None else getattr(denoiser, "schedule", None)
+    ab_max = float(sched.alpha_bar.max()) if sched is not None else 1.0
 
     def score(x, tv):
         m, s = (float(v) for v in sde.marginal(tv))
         if s == 0:
             raise ValueError(f"the score at t = {tv} (noise std 0) is not defined by a denoiser; use t > 0")
         c = math.hypot(m, s)
-        return -f(x / c, m ** 2 / c ** 2)[1] / s
+        ab = m ** 2 / c ** 2
+        return -f(x / c, ab)[1] / (c * (1 - min(ab, ab_max)) ** 0.5)
 
     return lambda x, t: _per_time(score, x, t)
 

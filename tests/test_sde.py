@@ -283,3 +283,13 @@ def test_samplers_accept_images(fn):
     x0, xs, x0s = fn(score, vp.prior_sample((256, 1, 4, 4), gen), vp, 60, generator=gen, return_trajectory=True)
     assert xs.shape == (61, 256, 1, 4, 4) and x0s.shape == (60, 256, 1, 4, 4)
     assert x0.var().item() == pytest.approx(v, rel=0.15)
+
+
+def test_denoiser_score_below_the_schedules_smallest_noise_level_is_held_not_inflated():
+    """At t far below the schedule's first level, the score is the one at that level (close to the
+    clean score of a GMM with covariances >= 0.1), not eps_hat divided by a tiny noise std."""
+    gmm = dd.GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.5]], 0.2)
+    schedule = dd.linear_schedule(1000)
+    score = S.denoiser_score_fn(gmm.as_denoiser(schedule), S.VPSDE(), schedule)
+    x = torch.tensor([[0.3, 0.2], [-1.2, 0.4]], dtype=torch.float64)
+    torch.testing.assert_close(score(x, 1e-6), gmm.score(x), atol=0.1, rtol=0.05)

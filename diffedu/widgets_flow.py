@@ -1,0 +1,231 @@
+"""Dashboards for chapters 04 (SDEs, flow matching, reflow) and 05 (guidance).
+
+Same style as `widgets`: heavy work (sampling) happens once per setting and is cached, so a
+move of a control only re-draws. Every widget takes plain callables and tensors (no model
+classes), returns an ipywidgets VBox and attaches handles (`.controls`, `.out`, `.cache`,
+`.draw`) for tests.
+
+    solver_explorer     solver dropdown x step-count slider; trajectories over the 2D density
+    reflow_explorer     slider over reflow rounds x step count; paths straighten round by round
+    guidance_sweep      precompute guided samples and fidelity / diversity numbers over a w grid
+    guidance_explorer   guidance-scale slider over a guidance_sweep (optionally with images)
+"""
+from __future__ import annotations
+
+import torch
+
+from . import viz
+from .metrics import sliced_wasserstein
+from .widgets import _redraw
+
+
+def _density_grid(log_prob, lim: float, n: int = 100):
+    """(X, Y, P) numpy arrays of exp(log_prob) on an n x n grid over [-lim, lim]^2 (computed once)."""
+    g = torch.linspace(-lim, lim, n, dtype=torch.float64)
+    X, Y = torch.meshgrid(g, g, indexing="xy")
+    with torch.no_grad():
+        P = log_prob(torch.stack([X.reshape(-1), Y.reshape(-1)], 1)).exp().reshape(n, n)
+    return X.numpy(), Y.numpy(), P.numpy()
+
+
+def _background(ax, dens, reference, lim):
+    if dens is not None:
+        ax.contourf(*dens, levels=12, cmap="Greys", alpha=0.6)
+    if reference is not None:
+        viz.plot_points(ax, reference, None, lim=lim, color="0.75", s=1)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def solver_explorer(samplers: dict, log_prob=None, reference: torch.Tensor | None = None, steps: int = 16,
+                    step_options=(1, 2, 4, 8, 16, 32, 64, 128), n_paths: int = 40, lim: float = 3.0):
+    """Pick a solver and a step count; see the trajectories over the density and the samples.
+
+    samplers: {name: fn(steps) -> xs (S+1, B, 2)}, each a whole trajectory from noise (xs[0])
+    to samples (xs[-1]), e.g. `lambda n: sde.pf_ode_heun(score, x_T, vp, n, return_trajectory=True)[1]`.
+    log_prob: (M, 2) float64 -> (M,), drawn as the background density; reference: (N, 2)
+    samples of the target, for the sliced Wasserstein distance in the title. Each (solver, steps)
+    is run once and cached."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    if not samplers:
+        raise ValueError("samplers must be a non-empty dict {name: fn(steps) -> trajectory (S+1, B, 2)}")
+    step_options = sorted(set(int(s) for s in step_options) | {int(steps)})
+    solver = W.Dropdown(options=list(samplers), value=list(samplers)[0], description="solver")
+    nsteps = W.SelectionSlider(options=step_options, value=int(steps), description="steps", continuous_update=False)
+    out, cache = W.Output(), {}
+    dens = _density_grid(log_prob, lim) if log_prob is not None else None
+
+    def trajectory():
+        key = (solver.value, nsteps.value)
+        if key not in cache:
+            with torch.no_grad():
+                xs = samplers[key[0]](key[1]).detach().float().cpu()
+            sw = sliced_wasserstein(xs[-1], reference) if reference is not None else None
+            cache[key] = (xs, sw)
+        return cache[key]
+
+    def draw():
+        xs, sw = trajectory()
+        fig, ax = plt.subplots(1, 2, figsize=(8.5, 4.2))
+        _background(ax[0], dens, None, lim)
+        viz.plot_trajectories(ax[0], xs, n=n_paths, color="C0", lw=0.8, alpha=0.7)
+        ax[0].scatter(xs[0, :n_paths, 0], xs[0, :n_paths, 1], s=6, color="k", zorder=3, label="start (noise)")
+        ax[0].scatter(xs[-1, :n_paths, 0], xs[-1, :n_paths, 1], s=8, color="C3", zorder=3, label="end")
+        ax[0].legend(loc="lower left", fontsize=7)
+        ax[0].set_title(f"{solver.value}: {len(xs) - 1} steps", fontsize=10)
+        _background(ax[1], dens, reference, lim)
+        viz.plot_points(ax[1], xs[-1], None, lim=lim, color="C3", s=2)
+        ax[1].set_title("samples" + (f" (sliced W to data: {sw:.3f})" if sw is not None else ""), fontsize=10)
+        fig.tight_layout()
+        return fig
+
+    for w in (solver, nsteps):
+        w.observe(lambda _: _redraw(out, draw), names="value")
+    _redraw(out, draw)
+    box = W.VBox([W.HBox([solver, nsteps]), out])
+    box.controls, box.out, box.cache, box.draw = {"solver": solver, "steps": nsteps}, out, cache, draw
+    return box
+
+
+def reflow_explorer(flows: dict, x1: torch.Tensor, sample_fn, straightness_fn=None, log_prob=None,
+                    reference: torch.Tensor | None = None, step_options=(1, 2, 4, 8, 32), n_paths: int = 40,
+                    lim: float = 3.0):
+    """A slider over reflow rounds and one over the step count: round 0 (flow matching) has
+    curved paths, which need many steps; each reflow round straightens them.
+
+    flows: {round name: velocity_fn u(x, tau)}, in order; x1: (B, 2) noise, shared by all rounds;
+    sample_fn(u, x1, steps) -> trajectory xs (S+1, B, 2) (e.g. flow.sample_flow with
+    return_trajectory); straightness_fn(u, x1) -> float (e.g. flow.straightness). Everything is
+    precomputed here (rounds x step options), so moving a slider only re-draws."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    if not flows:
+        raise ValueError("flows must be a non-empty dict {round name: velocity_fn}")
+    names, step_options = list(flows), sorted(set(int(s) for s in step_options))
+    cache = {}
+    with torch.no_grad():
+        for name, u in flows.items():
+            S = straightness_fn(u, x1) if straightness_fn is not None else None
+            for n in step_options:
+                xs = sample_fn(u, x1, n).detach().float().cpu()
+                sw = sliced_wasserstein(xs[-1], reference) if reference is not None else None
+                cache[name, n] = (xs, sw, S)
+    rnd = W.SelectionSlider(options=names, value=names[0], description="flow", continuous_update=False)
+    nsteps = W.SelectionSlider(options=step_options, value=step_options[-1], description="steps",
+                               continuous_update=False)
+    out = W.Output()
+    dens = _density_grid(log_prob, lim) if log_prob is not None else None
+
+    def draw():
+        xs, sw, S = cache[rnd.value, nsteps.value]
+        fig, ax = plt.subplots(1, 2, figsize=(8.5, 4.2))
+        _background(ax[0], dens, None, lim)
+        viz.plot_trajectories(ax[0], xs, n=n_paths, color="C0", lw=0.9, alpha=0.8)
+        ax[0].scatter(xs[0, :n_paths, 0], xs[0, :n_paths, 1], s=6, color="k", zorder=3)
+        ax[0].scatter(xs[-1, :n_paths, 0], xs[-1, :n_paths, 1], s=8, color="C3", zorder=3)
+        ax[0].set_title(f"{rnd.value}: paths" + (f" (straightness {S:.3f})" if S is not None else ""), fontsize=10)
+        _background(ax[1], dens, reference, lim)
+        viz.plot_points(ax[1], xs[-1], None, lim=lim, color="C3", s=2)
+        ax[1].set_title(f"{nsteps.value}-step samples" + (f", sliced W {sw:.3f}" if sw is not None else ""),
+                        fontsize=10)
+        fig.tight_layout()
+        return fig
+
+    for w in (rnd, nsteps):
+        w.observe(lambda _: _redraw(out, draw), names="value")
+    _redraw(out, draw)
+    box = W.VBox([W.HBox([rnd, nsteps]), out])
+    box.controls, box.out, box.cache, box.draw = {"flow": rnd, "steps": nsteps}, out, cache, draw
+    return box
+
+
+def _spread(x: torch.Tensor) -> float:
+    """sqrt(trace Cov(x)): the size of a sample cloud (x: (N, D))."""
+    return float(x.double().var(0).sum().sqrt()) if len(x) > 1 else 0.0
+
+
+def guidance_sweep(sample_fn, ws, labels: torch.Tensor, metrics: dict | None = None) -> dict:
+    """Run a guided sampler at each guidance scale in `ws` and measure fidelity and diversity.
+
+    sample_fn(w) -> samples (N, D) whose row i was generated for class labels[i] (labels: (N,)).
+    metrics: {name: fn(x (N, D) float64, labels (N,)) -> float}, fidelity measures such as the
+    accuracy of a classifier or the mean log p(x | y) of the requested class. Diversity is always
+    measured: 'spread', the per-class sqrt(trace Cov), averaged over classes.
+    Returns {'ws', 'samples': {w: (N, D)}, 'labels', 'metrics' (names), 'rows': [{'w', 'spread', <metrics>}]}."""
+    labels = torch.as_tensor(labels).long()
+    classes = torch.unique(labels).tolist()
+    metrics = dict(metrics or {})
+    samples, rows = {}, []
+    for w in ws:
+        with torch.no_grad():
+            x = sample_fn(float(w)).detach().float().cpu()
+        if x.shape[0] != len(labels):
+            raise ValueError(f"sample_fn({w}) returned {x.shape[0]} samples, but labels has {len(labels)}")
+        samples[float(w)] = x
+        row = {"w": float(w), "spread": sum(_spread(x[labels == c]) for c in classes) / len(classes)}
+        for name, fn in metrics.items():
+            row[name] = float(fn(x.double(), labels))
+        rows.append(row)
+    return {"ws": [float(w) for w in ws], "samples": samples, "labels": labels, "metrics": list(metrics),
+            "rows": rows}
+
+
+def guidance_explorer(sweep: dict, log_prob=None, lim: float = 3.0, w: float | None = None, show=None,
+                      images: dict | None = None, nrow: int = 8):
+    """A guidance-scale slider over a `guidance_sweep`: the samples at w coloured by requested
+    class, up to two fidelity metrics against w (`show`: their names, default the sweep's first
+    two; the first on the left axis, the second on a right axis) and the diversity (spread)
+    against w. images: optional {w: (B, C, H, W)} generated at the same scales, shown as a grid
+    (fourth panel)."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    ws, rows, labels = sweep["ws"], sweep["rows"], sweep["labels"]
+    names = list(sweep.get("metrics", [])[:2] if show is None else show)
+    if len(names) > 2 or any(n not in sweep.get("metrics", []) for n in names):
+        raise ValueError(f"show must name at most two of the sweep's metrics {sweep.get('metrics', [])}, got {names}")
+    w = ws[min(range(len(ws)), key=lambda k: abs(ws[k] - 1.0))] if w is None else float(w)
+    if w not in ws:
+        raise ValueError(f"w must be one of the swept scales {ws}, got {w}")
+    if images is not None and set(images) != set(ws):
+        raise ValueError(f"images must have one batch per swept scale {ws}, got keys {sorted(images)}")
+    slider = W.SelectionSlider(options=ws, value=w, description="w", continuous_update=True)
+    out = W.Output()
+    dens = _density_grid(log_prob, lim) if log_prob is not None else None
+    classes = torch.unique(labels).tolist()
+
+    def draw():
+        k, wv = ws.index(slider.value), slider.value
+        x, row = sweep["samples"][wv], rows[k]
+        ncol = 4 if images is not None else 3
+        fig, ax = plt.subplots(1, ncol, figsize=(3.7 * ncol, 3.7))
+        _background(ax[0], dens, None, lim)
+        for c in classes:
+            viz.plot_points(ax[0], x[labels == c], None, lim=lim, color=f"C{c}", s=3, alpha=0.6, label=f"class {c}")
+        ax[0].legend(loc="lower left", fontsize=7, markerscale=3)
+        ax[0].set_title(f"guided samples, w = {wv:g}", fontsize=10)
+        axes = [ax[1], ax[1].twinx()] if len(names) > 1 else [ax[1]]
+        for j, name in enumerate(names):
+            a = axes[j]
+            a.plot(ws, [r[name] for r in rows], "o-", ms=3, color=f"C{3 + j}", label=name)
+            a.set_ylabel(name, color=f"C{3 + j}", fontsize=8)
+        ax[1].axvline(wv, color="k", lw=0.8)
+        ax[1].set_xlabel("guidance scale w")
+        ax[1].set_title("fidelity: " + ", ".join(f"{n} {row[n]:.2f}" for n in names), fontsize=9)
+        ax[2].plot(ws, [r["spread"] for r in rows], "o-", ms=3, color="C0")
+        ax[2].axvline(wv, color="k", lw=0.8)
+        ax[2].set(xlabel="guidance scale w", ylim=(0, None))
+        ax[2].set_title(f"diversity: per-class spread {row['spread']:.2f}", fontsize=9)
+        if images is not None:
+            viz.show_image(ax[3], viz.image_grid(images[wv], nrow=nrow), f"images, w = {wv:g}")
+        fig.tight_layout()
+        return fig
+
+    slider.observe(lambda _: _redraw(out, draw), names="value")
+    _redraw(out, draw)
+    box = W.VBox([slider, out])
+    box.controls, box.out, box.cache, box.draw = {"w": slider}, out, sweep, draw
+    return box
