@@ -1,0 +1,175 @@
+"""Dashboards for chapter 09 (diffusion posterior sampling).
+
+Same pattern as `widgets.py`: the samplers run once per setting, before the widget is shown
+(or on the first visit of a setting), and are cached, so moving a slider only re-draws.
+
+    dps_zeta_explorer    DPS's step size zeta against the exact posterior of a 2D mixture
+    repaint_explorer     RePaint's jump length / count: the time-travel schedule and the result
+"""
+from __future__ import annotations
+
+import torch
+
+from . import viz
+from .image_metrics import psnr
+from .inverse.repaint import repaint_schedule
+from .widgets import _redraw
+
+
+def _check_points(name, x):
+    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != 2:
+        raise ValueError(f"{name} must be 2D points (N, 2), got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+
+
+def mode_fractions(x: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
+    """Fraction of the points x: (N, D) nearest to each of the modes: (K, D) -> (K,)."""
+    k = torch.cdist(x.double(), modes.double()).argmin(1)
+    return torch.bincount(k, minlength=len(modes)).double() / len(x)
+
+
+def sweep(sample_fn, values) -> dict:
+    """{v: sample_fn(v)} for each v in values: the precomputation behind a slider."""
+    values = list(values)
+    if not values:
+        raise ValueError("values must be a non-empty sequence")
+    return {v: sample_fn(v) for v in values}
+
+
+def dps_zeta_explorer(samples: dict, log_prob, modes: torch.Tensor | None = None,
+                      mode_weights: torch.Tensor | None = None, reference: torch.Tensor | None = None,
+                      center=(0.0, 0.0), lim: float = 20.0, n_modes: int = 4, zeta: float | None = None):
+    """A zeta slider over precomputed DPS samples of a 2D posterior.
+
+    samples: {zeta: (N, 2) samples} (e.g. from `sweep`); log_prob: (M, 2) float64 -> (M,), the
+    exact posterior's log-density, drawn as contours around `center` +- lim; modes: (K, 2)
+    the mixture's component means and mode_weights: (K,) the exact posterior weights: a bar
+    chart then compares each sampler's fraction of samples nearest each of the `n_modes`
+    heaviest modes with the exact weights; reference: (M, 2) exact posterior samples, for the
+    sliced Wasserstein distance in the title. Everything is computed here, once.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+    from .metrics import sliced_wasserstein
+
+    if not samples:
+        raise ValueError("samples must be a non-empty dict {zeta: (N, 2) tensor}")
+    for z, x in samples.items():
+        _check_points(f"samples[{z}]", x)
+    if (modes is None) != (mode_weights is None):
+        raise ValueError("pass modes and mode_weights together (or neither)")
+    zetas = sorted(samples)
+    cx, cy = float(center[0]), float(center[1])
+    n = 120
+    gx = torch.linspace(cx - lim, cx + lim, n, dtype=torch.float64)
+    gy = torch.linspace(cy - lim, cy + lim, n, dtype=torch.float64)
+    X, Y = torch.meshgrid(gx, gy, indexing="xy")
+    dens = log_prob(torch.stack([X.reshape(-1), Y.reshape(-1)], 1)).exp().reshape(n, n)
+    sw = {z: (sliced_wasserstein(samples[z].float(), reference.float(), 256, torch.Generator().manual_seed(0))
+              if reference is not None else None) for z in zetas}
+    top = torch.argsort(mode_weights, descending=True)[:n_modes] if modes is not None else None
+    frac = {z: mode_fractions(samples[z], modes)[top] for z in zetas} if modes is not None else {}
+
+    slider = W.SelectionSlider(options=zetas, value=min(zetas, key=lambda v: abs(v - (zeta or zetas[0]))),
+                               description="zeta", continuous_update=True)
+    out = W.Output()
+
+    def draw():
+        z = slider.value
+        ncol = 2 if modes is not None else 1
+        fig, ax = plt.subplots(1, ncol, figsize=(4.3 * ncol + 0.5, 4), squeeze=False)
+        ax = ax[0]
+        ax[0].contour(X.numpy(), Y.numpy(), dens.numpy(), levels=8, cmap="Greys", linewidths=0.7)
+        x = samples[z].detach().cpu()
+        ax[0].scatter(x[:, 0], x[:, 1], s=3, alpha=0.4, color="C3")
+        ax[0].set(xlim=(cx - lim, cx + lim), ylim=(cy - lim, cy + lim), aspect="equal", xticks=[], yticks=[])
+        title = f"DPS, zeta = {z:g}"
+        if sw[z] is not None:
+            title += f": SW = {sw[z]:.2f}"
+        ax[0].set_title(title, fontsize=10)
+        if modes is not None:
+            k = torch.arange(len(top)).numpy()
+            ax[1].bar(k - 0.2, mode_weights[top].numpy(), width=0.4, color="0.5", label="exact posterior")
+            ax[1].bar(k + 0.2, frac[z].numpy(), width=0.4, color="C3", label="DPS")
+            ax[1].set_xticks(k, [f"mode {int(j)}" for j in top])
+            ax[1].set(ylim=(0, 1), title="weight of the heaviest modes")
+            ax[1].legend(fontsize=8)
+        fig.tight_layout()
+        return fig
+
+    slider.observe(lambda _: _redraw(out, draw), names="value")
+    _redraw(out, draw)
+    box = W.VBox([slider, out])
+    box.slider, box.out, box.draw, box.sw, box.fractions = slider, out, draw, sw, frac
+    return box
+
+
+def plot_repaint_schedule(ax, n_steps: int, jump_length: int, jump_n_sample: int, color="C0"):
+    """Draw RePaint's visited levels against the step count (the paper's Fig. 3, turned)."""
+    levels = repaint_schedule(n_steps, jump_length, jump_n_sample)
+    ax.plot(range(len(levels)), levels, color=color, lw=1)
+    ax.set(xlabel="step of the sampler", ylabel="level i (noise)", ylim=(-1.5, n_steps - 0.5))
+    return levels
+
+
+def repaint_explorer(run_fn, n_steps: int, jump_lengths, jump_n_samples, x_true: torch.Tensor,
+                     y_show: torch.Tensor, jump_length: int | None = None, jump_n_sample: int | None = None,
+                     precompute: bool = True):
+    """Sliders over RePaint's jump length and jump count: the time-travel schedule, the number
+    of denoiser calls, and the samples with their PSNR.
+
+    run_fn(jump_length, jump_n_sample) -> samples (S, C, H, W) of one measured image; n_steps:
+    the respaced schedule length run_fn uses; x_true: (1, C, H, W) truth; y_show: (1, C, H, W)
+    the measurement drawn at image size. precompute=True runs every pair before the widget is
+    shown (each move then only re-draws); False runs each pair on its first visit.
+    """
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    jls, jns = list(jump_lengths), list(jump_n_samples)
+    if not jls or not jns:
+        raise ValueError("jump_lengths and jump_n_samples must be non-empty")
+    if x_true.ndim != 4 or len(x_true) != 1:
+        raise ValueError(f"x_true must be one image (1, C, H, W), got shape {tuple(x_true.shape)}")
+    cache = {}
+
+    def result(jl, jn):
+        if (jl, jn) not in cache:
+            x = run_fn(jl, jn).detach().clamp(-1, 1)
+            cache[jl, jn] = (x, psnr(x.double(), x_true.double().expand_as(x)))
+        return cache[jl, jn]
+
+    if precompute:
+        for jl in jls:
+            for jn in jns:
+                result(jl, jn)
+    s_len = W.SelectionSlider(options=jls, value=jump_length if jump_length in jls else jls[0],
+                              description="jump length")
+    s_n = W.SelectionSlider(options=jns, value=jump_n_sample if jump_n_sample in jns else jns[0],
+                            description="jump count")
+    out = W.Output()
+
+    def draw():
+        jl, jn = s_len.value, s_n.value
+        x, p = result(jl, jn)
+        S = len(x)
+        fig = plt.figure(figsize=(2.2 + 1.3 * (S + 2), 3.2))
+        gs = fig.add_gridspec(1, S + 4, width_ratios=[2.4, 0.2] + [1] * (S + 2))
+        ax0 = fig.add_subplot(gs[0])
+        levels = plot_repaint_schedule(ax0, n_steps, jl, jn)
+        calls = sum(b < a for a, b in zip(levels[:-1], levels[1:]))
+        ax0.set_title(f"schedule: {calls} denoiser calls", fontsize=10)
+        viz.show_image(fig.add_subplot(gs[2]), y_show[0].clamp(-1, 1), "measured")
+        for k in range(S):
+            viz.show_image(fig.add_subplot(gs[3 + k]), x[k], f"{p[k].item():.1f} dB")
+        viz.show_image(fig.add_subplot(gs[3 + S]), x_true[0], "truth")
+        fig.suptitle(f"RePaint, jump length {jl}, jump count {jn}", fontsize=10)
+        fig.tight_layout()
+        return fig
+
+    for w in (s_len, s_n):
+        w.observe(lambda _: _redraw(out, draw), names="value")
+    _redraw(out, draw)
+    box = W.VBox([W.HBox([s_len, s_n]), out])
+    box.jump_length, box.jump_n_sample, box.out, box.draw, box.cache = s_len, s_n, out, draw, cache
+    return box
