@@ -21,7 +21,10 @@ import torch
 from torch import nn
 
 from ._validate import check_positive_int, check_tensor
-from .param import from_x0_eps
+from . import viz
+from .metrics import sliced_wasserstein
+from .param import from_x0_eps, to_denoiser
+from .samplers import ddim
 from .schedules import NoiseSchedule
 
 
@@ -250,10 +253,6 @@ def _quality(model, schedule, data, labels, out_png: Path, seed: int) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import viz
-    from .metrics import sliced_wasserstein
-    from .param import to_denoiser
-    from .samplers import ddim
     g = torch.Generator().manual_seed(seed)
     n = 2000 if data.ndim == 2 else 64
     x_T = torch.randn((n,) + tuple(data.shape[1:]), generator=g)
@@ -322,6 +321,9 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     model, spec = build_model(args.model, **model_kw)
     data, labels = load_training_data(args.data, args.num_examples, args.seed, **_parse_kv(args.data_kw))
+    if args.label_dropout > 0 and getattr(model, "class_dropout_prob", 0) > 0:
+        raise SystemExit(f"{args.model} drops labels itself (class_dropout_prob={model.class_dropout_prob}); "
+                         "leave --label-dropout at 0 or pass --model-kw class_dropout_prob=0")
     if args.label_dropout == 0 and not getattr(model, "num_classes", None):
         labels = None
     schedule = get_schedule(args.schedule, args.T)

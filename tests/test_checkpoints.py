@@ -1,0 +1,110 @@
+"""Every shipped checkpoint in diffedu/checkpoints: loads without pickle, carries a complete
+manifest whose command the training CLI accepts, runs, and samples (cheaply; no retraining)."""
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+import diffedu as dd
+from diffedu.train import CHECKPOINTS, load_model, pretrained, read_manifest
+
+NAMES = sorted(p.stem for p in CHECKPOINTS.glob("*.safetensors"))
+EXPECTED = {"unet_digits", "dit_digits_adaln_zero", "dit_digits_adaln", "dit_digits_cross_attention",
+            "dit_digits_in_context", "mmdit_digits"}
+MANIFEST_KEYS = {"command", "data", "seed", "steps", "final_loss", "quality", "model", "loss_curve", "parameters"}
+
+
+def _cli_parser():
+    """The argparse parser of `python -m diffedu.train`, captured without training anything."""
+    import argparse
+    from diffedu import train
+    captured = {}
+    original = argparse.ArgumentParser.parse_args
+
+    def grab(self, args=None, namespace=None):
+        captured["parser"] = self
+        raise SystemExit(0)
+
+    argparse.ArgumentParser.parse_args = grab
+    try:
+        with pytest.raises(SystemExit):
+            train.main(["--out", "x.safetensors"])
+    finally:
+        argparse.ArgumentParser.parse_args = original
+    return captured["parser"]
+
+
+def test_the_book_checkpoints_are_shipped_and_small():
+    assert EXPECTED <= set(NAMES), f"missing: {EXPECTED - set(NAMES)}"
+    sizes = {p.name: p.stat().st_size for p in CHECKPOINTS.iterdir() if p.is_file()}
+    assert sum(sizes.values()) < 20e6, sizes
+    readme = (CHECKPOINTS / "README.md").read_text()
+    for name in NAMES:
+        assert f"`{name}`" in readme
+        assert (CHECKPOINTS / f"{name}.png").exists()
+
+
+def test_the_script_reproduces_every_manifest_command_exactly():
+    """A dry run of scripts/train_checkpoints.sh (PYTHON=echo python) prints the command of
+    every checkpoint; each must equal the one recorded in that checkpoint's manifest."""
+    script = Path(__file__).parents[1] / "scripts" / "train_checkpoints.sh"
+    out = subprocess.run(["bash", str(script)], env={**os.environ, "PYTHON": "echo python"},
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    printed = [line for line in out.splitlines() if line.startswith("python -m diffedu.train ")]
+    assert sorted(printed) == sorted(read_manifest(CHECKPOINTS / f"{n}.safetensors")["command"] for n in NAMES)
+
+
+def test_pretrained_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown checkpoint"):
+        pretrained("no_such_model")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkpoint_is_pickle_free_and_its_manifest_complete(name):
+    path = CHECKPOINTS / f"{name}.safetensors"
+    assert path.read_bytes()[8:9] == b"{"                  # safetensors: u64 header size, then JSON
+    m = read_manifest(path)
+    assert MANIFEST_KEYS <= set(m), MANIFEST_KEYS - set(m)
+    assert m["command"].startswith("python -m diffedu.train ")
+    assert f"--out diffedu/checkpoints/{name}.safetensors" in m["command"]
+    assert m["final_loss"] > 0 and len(m["loss_curve"]) > 10
+    assert m["quality"]["sliced_wasserstein_ddim50"] > 0 and m["quality"]["figure"] == f"{name}.png"
+    model = load_model(path)
+    assert m["parameters"] == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_manifest_command_parses_with_the_cli_and_rebuilds_the_same_model(name):
+    from diffedu.train import _parse_kv, build_model
+    m = read_manifest(CHECKPOINTS / f"{name}.safetensors")
+    args = _cli_parser().parse_args(shlex.split(m["command"])[3:])
+    assert args.steps == m["steps"] and args.seed == m["seed"] and args.data == m["data"]["name"]
+    kw = _parse_kv(args.model_kw)
+    if args.prediction:
+        kw["prediction"] = args.prediction
+    _, spec = build_model(args.model, **kw)
+    assert spec == m["model"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkpoint_runs_and_samples(name):
+    model = pretrained(name)
+    m = read_manifest(CHECKPOINTS / f"{name}.safetensors")
+    size = m["data"]["kw"].get("size", 16)
+    schedule = dd.get_schedule(m["schedule"]["name"], m["schedule"]["T"])
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 1, size, size, generator=g)
+    cond = torch.tensor([0, 3, 7, 9]) if getattr(model, "num_classes", None) else None
+    with torch.no_grad():
+        out = model(x, torch.tensor([0, 10, 500, 999]), cond)
+        assert out.shape == x.shape and torch.isfinite(out).all()
+        den = dd.to_denoiser(model, schedule, cond=cond, clip=1.0)
+        sample = dd.ddim(den, x, schedule, 10)
+    assert sample.shape == x.shape and sample.min() >= -1.0 - 1e-5 and sample.max() <= 1.0 + 1e-5
+    assert sample.std() > 0.1                                # not collapsed to a constant
+    if cond is not None and model.class_dropout_prob > 0:     # the null label (CFG) works too
+        with torch.no_grad():
+            assert torch.isfinite(model(x, 500, torch.full((4,), model.num_classes))).all()
