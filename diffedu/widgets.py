@@ -13,7 +13,8 @@ from .samplers import ddim, ddpm
 from .schedules import get_schedule
 
 
-def _redraw(out, draw):
+def redraw(out, draw):
+    """Re-draw the figure that `draw()` returns into the ipywidgets Output `out`."""
     import matplotlib.pyplot as plt
     from IPython.display import display
     with out:
@@ -60,8 +61,8 @@ def forward_explorer(points: torch.Tensor | None = None, image: torch.Tensor | N
         return fig
 
     for w in (slider, dropdown):
-        w.observe(lambda _: _redraw(out, draw), names="value")
-    _redraw(out, draw)
+        w.observe(lambda _: redraw(out, draw), names="value")
+    redraw(out, draw)
     box = W.VBox([W.HBox([slider, dropdown]), out])
     box.slider, box.dropdown, box.out, box.draw = slider, dropdown, out, draw      # handles for tests
     return box
@@ -107,13 +108,13 @@ def trajectory_player(denoiser, schedule, x_T: torch.Tensor, reference: torch.Te
     def on_sampler(_):
         eta.disabled = sampler.value == "ddpm"
         run()
-        _redraw(out, draw)
+        redraw(out, draw)
 
     for w in (sampler, eta, nsteps):
         w.observe(on_sampler, names="value")
-    step.observe(lambda _: _redraw(out, draw), names="value")
+    step.observe(lambda _: redraw(out, draw), names="value")
     run()
-    _redraw(out, draw)
+    redraw(out, draw)
     box = W.VBox([W.HBox([sampler, eta, nsteps]), step, out])
     box.controls, box.out, box.cache = {"sampler": sampler, "eta": eta, "steps": nsteps, "step": step}, out, cache
     return box
@@ -153,8 +154,8 @@ def denoiser_comparison(exact, learned, points: torch.Tensor, schedule, lim: flo
         fig.tight_layout()
         return fig
 
-    slider.observe(lambda _: _redraw(out, draw), names="value")
-    _redraw(out, draw)
+    slider.observe(lambda _: redraw(out, draw), names="value")
+    redraw(out, draw)
     box = W.VBox([slider, out])
     box.slider, box.out, box.cache = slider, out, cache
     return box

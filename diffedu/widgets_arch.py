@@ -15,7 +15,7 @@ import torch
 
 from . import viz
 from .nets.dit import patchify
-from .widgets import _redraw
+from .widgets import redraw
 
 
 def _check_image(image):
@@ -60,8 +60,8 @@ def patch_viewer(image: torch.Tensor, patch_sizes=(1, 2, 4, 8), p: int = 4):
         fig.tight_layout()
         return fig
 
-    slider.observe(lambda _: _redraw(out, draw), names="value")
-    _redraw(out, draw)
+    slider.observe(lambda _: redraw(out, draw), names="value")
+    redraw(out, draw)
     box = W.VBox([slider, out])
     box.slider, box.out, box.draw = slider, out, draw
     return box
@@ -121,8 +121,8 @@ def attention_viewer(maps, image: torch.Tensor, num_context: int, grid_size: int
         return fig
 
     for s in (s_block, s_head, s_query):
-        s.observe(lambda _: _redraw(out, draw), names="value")
-    _redraw(out, draw)
+        s.observe(lambda _: redraw(out, draw), names="value")
+    redraw(out, draw)
     box = W.VBox([W.HBox([s_block, s_head, s_query]), out])
     box.sliders, box.out, box.draw = (s_block, s_head, s_query), out, draw
     return box

@@ -16,7 +16,7 @@ import torch
 
 from . import viz
 from .metrics import sliced_wasserstein
-from .widgets import _redraw
+from .widgets import redraw
 
 
 def _density_grid(log_prob, lim: float, n: int = 100):
@@ -84,8 +84,8 @@ def solver_explorer(samplers: dict, log_prob=None, reference: torch.Tensor | Non
         return fig
 
     for w in (solver, nsteps):
-        w.observe(lambda _: _redraw(out, draw), names="value")
-    _redraw(out, draw)
+        w.observe(lambda _: redraw(out, draw), names="value")
+    redraw(out, draw)
     box = W.VBox([W.HBox([solver, nsteps]), out])
     box.controls, box.out, box.cache, box.draw = {"solver": solver, "steps": nsteps}, out, cache, draw
     return box
@@ -136,8 +136,8 @@ def reflow_explorer(flows: dict, x1: torch.Tensor, sample_fn, straightness_fn=No
         return fig
 
     for w in (rnd, nsteps):
-        w.observe(lambda _: _redraw(out, draw), names="value")
-    _redraw(out, draw)
+        w.observe(lambda _: redraw(out, draw), names="value")
+    redraw(out, draw)
     box = W.VBox([W.HBox([rnd, nsteps]), out])
     box.controls, box.out, box.cache, box.draw = {"flow": rnd, "steps": nsteps}, out, cache, draw
     return box
@@ -224,8 +224,8 @@ def guidance_explorer(sweep: dict, log_prob=None, lim: float = 3.0, w: float | N
         fig.tight_layout()
         return fig
 
-    slider.observe(lambda _: _redraw(out, draw), names="value")
-    _redraw(out, draw)
+    slider.observe(lambda _: redraw(out, draw), names="value")
+    redraw(out, draw)
     box = W.VBox([slider, out])
     box.controls, box.out, box.cache, box.draw = {"w": slider}, out, sweep, draw
     return box

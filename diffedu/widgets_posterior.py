@@ -13,7 +13,7 @@ import torch
 from . import viz
 from .image_metrics import psnr
 from .inverse.repaint import repaint_schedule
-from .widgets import _redraw
+from .widgets import redraw
 
 
 def _check_points(name, x):
@@ -97,8 +97,8 @@ def dps_zeta_explorer(samples: dict, log_prob, modes: torch.Tensor | None = None
         fig.tight_layout()
         return fig
 
-    slider.observe(lambda _: _redraw(out, draw), names="value")
-    _redraw(out, draw)
+    slider.observe(lambda _: redraw(out, draw), names="value")
+    redraw(out, draw)
     box = W.VBox([slider, out])
     box.slider, box.out, box.draw, box.sw, box.fractions = slider, out, draw, sw, frac
     return box
@@ -168,8 +168,8 @@ def repaint_explorer(run_fn, n_steps: int, jump_lengths, jump_n_samples, x_true:
         return fig
 
     for w in (s_len, s_n):
-        w.observe(lambda _: _redraw(out, draw), names="value")
-    _redraw(out, draw)
+        w.observe(lambda _: redraw(out, draw), names="value")
+    redraw(out, draw)
     box = W.VBox([W.HBox([s_len, s_n]), out])
     box.jump_length, box.jump_n_sample, box.out, box.draw, box.cache = s_len, s_n, out, draw, cache
     return box

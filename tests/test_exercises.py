@@ -1,5 +1,4 @@
 import pytest
-import torch
 
 from diffedu import exercises as ex
 

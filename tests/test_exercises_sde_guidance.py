@@ -1,6 +1,4 @@
 """The exercises of chapters 04-05: references agree with the package, wrong answers fail."""
-import pytest
-import torch
 
 from diffedu import exercises as ex
 from diffedu.exercises import sde_guidance
@@ -18,17 +16,6 @@ def test_registered_with_their_chapters():
     assert all(n in " ".join(ex.list_exercises("04") + ex.list_exercises("05")) for n in NAMES)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_reference_passes_and_a_perturbed_answer_fails(name, capsys):
-    e = ex.EXERCISES[name]
-    assert ex.check(name, e.reference)
-
-    def perturbed(**kw):
-        out = e.reference(**kw)
-        return tuple(o + 1e-3 for o in out) if isinstance(out, tuple) else out + 1e-3
-
-    assert not ex.check(name, perturbed)
-    assert "hint:" in capsys.readouterr().out
 
 
 def test_typical_mistakes_fail():

@@ -5,15 +5,6 @@ import diffedu as dd
 from diffedu import guidance as G
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests run many tiny ops; one intra-op thread avoids contention on shared CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def labelled():
     """Two classes, class 0 bimodal (left/right), class 1 bimodal (up/down), plus a shared-ish third mode."""
     return dd.GaussianMixture([0.2, 0.2, 0.25, 0.25, 0.1],

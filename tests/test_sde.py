@@ -8,15 +8,6 @@ from diffedu import sde as S
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tests run many tiny ops; one intra-op thread avoids contention on shared CPUs."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 SDES = [S.VPSDE(), S.SubVPSDE(), S.VESDE()]
 IDS = ["vp", "subvp", "ve"]
 

@@ -1,20 +1,14 @@
-import io
 
 import matplotlib
 import torch
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 import diffedu as dd  # noqa: E402
 from diffedu import widgets  # noqa: E402
+from _util import png  # noqa: E402
 
 
-def png(fig):
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def test_forward_explorer_redraws_with_t_and_schedule():

@@ -1,5 +1,4 @@
 """Proposed tests for diffedu/widgets_inverse.py (chapters 07-08 dashboards)."""
-import io
 
 import matplotlib
 import pytest
@@ -10,12 +9,9 @@ matplotlib.use("Agg")
 import diffedu as dd  # noqa: E402
 from diffedu import inverse as inv  # noqa: E402
 from diffedu import widgets_inverse  # noqa: E402
+from _util import png  # noqa: E402
 
 
-def png(fig):
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
 
 
 def test_operator_explorer_caches_per_operator_and_redraws():

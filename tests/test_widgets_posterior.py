@@ -1,22 +1,16 @@
 """Chapter 09's dashboards: they build, re-draw when a control moves, and check their inputs."""
-import io
 
 import matplotlib
 import pytest
 import torch
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 from diffedu import widgets_posterior as wp  # noqa: E402
 from diffedu.inverse import gmm_benchmark as gb  # noqa: E402
+from _util import png  # noqa: E402
 
 
-def png(fig):
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def test_mode_fractions_and_sweep():
