@@ -23,6 +23,7 @@ import torch
 
 from ._validate import check_choice, check_positive_int, check_tensor
 from .gmm import GaussianMixture
+from .samplers import Trace
 from .sde import _as_t, _per_time
 
 
@@ -252,20 +253,14 @@ def sample_flow(velocity_fn, x1: torch.Tensor, steps: int = 50, method: str = "e
     check_choice("method", method, METHODS)
     p = get_path(path)
     taus = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64).tolist()
-    x, xs, x0s = x1, [x1], []
+    x, trace = x1, Trace(x1, return_trajectory, callback)
     for i in range(steps):
         with torch.no_grad():
             x_new, u = flow_step(velocity_fn, x, taus[i], taus[i + 1], method)
             x0 = p.x0_from_velocity(x, u, taus[i])
         x = x_new
-        if callback is not None:
-            callback({"x": x, "i": i, "tau": taus[i], "denoised": x0})
-        if return_trajectory:
-            xs.append(x)
-            x0s.append(x0)
-    if return_trajectory:
-        return x, torch.stack(xs), torch.stack(x0s)
-    return x
+        trace(x, x0, i, tau=taus[i])
+    return trace.result(x)
 
 
 # -- rectified flow: straightness and reflow -------------------------------------------------

@@ -61,6 +61,25 @@ def x0_and_eps(denoiser, x: torch.Tensor, t: torch.Tensor, ab_t: float):
     return x0, (x - ab_t ** 0.5 * x0) / (1 - ab_t) ** 0.5
 
 
+class Trace:
+    """What every sampler loop reports: after each step it calls `callback({'x', 'i',
+    'denoised', ...})` (the step's info, e.g. 't', 'sigma' or 'tau') and, when `keep`, records
+    the trajectory that `result` returns as (x, xs (S+1, B, ...), x0_hats (S, B, ...))."""
+
+    def __init__(self, x_T: torch.Tensor, keep: bool, callback=None):
+        self.keep, self.callback, self.xs, self.x0s = keep, callback, [x_T.detach()], []
+
+    def __call__(self, x: torch.Tensor, x0: torch.Tensor, i: int, **info):
+        if self.callback is not None:
+            self.callback({"x": x, "i": i, **info, "denoised": x0})
+        if self.keep:
+            self.xs.append(x.detach())
+            self.x0s.append(x0.detach())
+
+    def result(self, x: torch.Tensor):
+        return (x, torch.stack(self.xs), torch.stack(self.x0s)) if self.keep else x
+
+
 def _loop(step_fn, denoiser, x_T, schedule, steps, generator, return_trajectory, callback, needs_noise=True):
     check_tensor("x_T", x_T, min_ndim=1)
     if not isinstance(schedule, NoiseSchedule):
@@ -68,7 +87,7 @@ def _loop(step_fn, denoiser, x_T, schedule, steps, generator, return_trajectory,
     if steps is not None:
         schedule = schedule.respace(steps)
     ab = schedule.alpha_bar.tolist()
-    x, xs, x0s = x_T, [x_T], []
+    x, trace = x_T, Trace(x_T, return_trajectory, callback)
     for i in reversed(range(len(schedule))):
         t = torch.full((len(x),), int(schedule.timesteps[i]), dtype=torch.long, device=x.device)
         ab_t, ab_prev = ab[i], (ab[i - 1] if i > 0 else 1.0)
@@ -78,14 +97,8 @@ def _loop(step_fn, denoiser, x_T, schedule, steps, generator, return_trajectory,
         if i > 0 and needs_noise:
             noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
         x = step_fn(x, x0, eps, ab_t, ab_prev, noise)
-        if callback is not None:
-            callback({"x": x, "i": i, "t": int(schedule.timesteps[i]), "denoised": x0})
-        if return_trajectory:
-            xs.append(x)
-            x0s.append(x0)
-    if return_trajectory:
-        return x, torch.stack(xs), torch.stack(x0s)
-    return x
+        trace(x, x0, i, t=int(schedule.timesteps[i]))
+    return trace.result(x)
 
 
 def ddim(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None = None, eta: float = 0.0,

@@ -30,7 +30,7 @@ import torch
 
 from ._validate import check_choice, check_positive_int, check_tensor
 from .gmm import GaussianMixture
-from .samplers import x0_and_eps
+from .samplers import Trace, x0_and_eps
 from .schedules import NoiseSchedule
 
 
@@ -353,21 +353,15 @@ def _run(step, score_fn, x_T, sde, steps, t_min, return_trajectory, callback):
     check_tensor("x_T", x_T, min_ndim=2)
     _check_sde(sde)
     ts = time_grid(sde, steps, t_min).tolist()
-    x, xs, x0s = x_T, [x_T], []
+    x, trace = x_T, Trace(x_T, return_trajectory, callback)
     for i in range(steps):
         t, t_next = ts[i], ts[i + 1]
         with torch.no_grad():
             x_new, score = step(x, t, t_next, i == steps - 1)
             x0 = tweedie_x0(x, score, t, sde)
         x = x_new
-        if callback is not None:
-            callback({"x": x, "i": i, "t": t, "denoised": x0})
-        if return_trajectory:
-            xs.append(x)
-            x0s.append(x0)
-    if return_trajectory:
-        return x, torch.stack(xs), torch.stack(x0s)
-    return x
+        trace(x, x0, i, t=t)
+    return trace.result(x)
 
 
 def reverse_sde_euler_maruyama(score_fn, x_T: torch.Tensor, sde: SDE, steps: int = 500,
@@ -518,7 +512,7 @@ def pf_ode_euler_sigma(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, ste
         return eps, x0
 
     n = len(schedule)
-    xbar, xs, x0s = x_T / ab[n - 1] ** 0.5, [x_T], []
+    xbar, trace = x_T / ab[n - 1] ** 0.5, Trace(x_T, return_trajectory, callback)
     for i in reversed(range(n)):
         s_next = sig[i - 1] if i > 0 else 0.0
         with torch.no_grad():
@@ -529,11 +523,5 @@ def pf_ode_euler_sigma(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, ste
                 x_new = xbar + (s_next - sig[i]) * 0.5 * (d + d2)
         xbar = x_new
         x = xbar * (ab[i - 1] ** 0.5 if i > 0 else 1.0)           # back to the VP variable
-        if callback is not None:
-            callback({"x": x, "i": i, "t": int(schedule.timesteps[i]), "sigma": sig[i], "denoised": x0})
-        if return_trajectory:
-            xs.append(x)
-            x0s.append(x0)
-    if return_trajectory:
-        return x, torch.stack(xs), torch.stack(x0s)
-    return x
+        trace(x, x0, i, t=int(schedule.timesteps[i]), sigma=sig[i])
+    return trace.result(x)

@@ -29,7 +29,8 @@ import torch
 
 from ..samplers import x0_and_eps
 from ..schedules import NoiseSchedule
-from .dps import _check_nonneg, _check_operator, _randn, _setup, _timesteps, _Trace
+from .dps import _check_nonneg, _check_operator, _randn, _setup, _timesteps
+from ..samplers import Trace as _Trace
 from .operators import LinearOperator
 
 __all__ = ["ddrm", "ddrm_step", "spectral_measurement"]
@@ -117,5 +118,5 @@ def ddrm(y: torch.Tensor, operator: LinearOperator, denoiser, schedule: NoiseSch
         noise = _randn(ybar.shape, x, generator) if i > 0 else None
         x = ddrm_step(x, x0.detach(), eps.detach(), ab[i], ab_prev, ybar, s, measured, sigma_y,
                       operator, eta, eta_b, noise)
-        trace(x, x0, i, int(schedule.timesteps[i]))
+        trace(x, x0, i, t=int(schedule.timesteps[i]))
     return trace.result(x)

@@ -24,7 +24,8 @@ from __future__ import annotations
 import torch
 
 from ..schedules import NoiseSchedule
-from .dps import _check_nonneg, _check_operator, _randn, _setup, _timesteps, _Trace
+from .dps import _check_nonneg, _check_operator, _randn, _setup, _timesteps
+from ..samplers import Trace as _Trace
 from .operators import LinearOperator
 
 __all__ = ["diffpir", "diffpir_data_step"]
@@ -82,5 +83,5 @@ def diffpir(y: torch.Tensor, operator: LinearOperator, denoiser, schedule: Noise
             x = ab_prev ** 0.5 * x0hat + (1 - ab_prev) ** 0.5 * ((1 - zeta) ** 0.5 * eps_hat + zeta ** 0.5 * eps)
         else:
             x = x0hat
-        trace(x, x0hat, i, int(schedule.timesteps[i]), x0_prior=x0)
+        trace(x, x0hat, i, t=int(schedule.timesteps[i]), x0_prior=x0)
     return trace.result(x)

@@ -28,7 +28,7 @@ import numbers
 
 import torch
 
-from ..samplers import ddpm_step
+from ..samplers import Trace as _Trace, ddpm_step
 from ..schedules import NoiseSchedule
 from .operators import LinearOperator, Operator
 
@@ -91,26 +91,6 @@ def _timesteps(schedule, i, x):
     return torch.full((len(x),), int(schedule.timesteps[i]), dtype=torch.long, device=x.device)
 
 
-class _Trace:
-    """Calls `callback({'x', 'i', 't', 'denoised'})` after each step and keeps the trajectory
-    when asked, as diffedu.samplers does."""
-
-    def __init__(self, x_T, keep, callback):
-        self.keep, self.callback, self.xs, self.x0s = keep, callback, [x_T.detach()], []
-
-    def __call__(self, x, x0, i, t, **extra):
-        if self.callback is not None:
-            self.callback({"x": x, "i": i, "t": t, "denoised": x0, **extra})
-        if self.keep:
-            self.xs.append(x.detach())
-            self.x0s.append(x0.detach())
-
-    def result(self, x):
-        if self.keep:
-            return x, torch.stack(self.xs), torch.stack(self.x0s)
-        return x
-
-
 # ----------------------------------------------------------------------------- DPS
 
 def dps_step(x: torch.Tensor, t: torch.Tensor, ab_t: float, ab_prev: float, y: torch.Tensor,
@@ -158,7 +138,7 @@ def dps(y: torch.Tensor, operator: Operator, denoiser, schedule: NoiseSchedule, 
         ab_prev = ab[i - 1] if i > 0 else 1.0
         noise = _randn(x.shape, x, generator) if i > 0 else None
         x, x0, rnorm = dps_step(x, t, ab[i], ab_prev, y, operator, denoiser, zeta, noise)
-        trace(x, x0, i, int(schedule.timesteps[i]), residual=rnorm)
+        trace(x, x0, i, t=int(schedule.timesteps[i]), residual=rnorm)
     return trace.result(x)
 
 

@@ -31,7 +31,8 @@ from .._validate import check_positive_int
 from ..samplers import ddpm_step
 from ..schedules import NoiseSchedule
 from .ddrm import spectral_measurement
-from .dps import _check_nonneg, _check_operator, _randn, _setup, _timesteps, _Trace
+from .dps import _check_nonneg, _check_operator, _randn, _setup, _timesteps
+from ..samplers import Trace as _Trace
 from .operators import LinearOperator
 
 __all__ = ["repaint", "repaint_step", "repaint_schedule"]
@@ -129,7 +130,7 @@ def repaint(y: torch.Tensor, operator: LinearOperator, denoiser, schedule: Noise
             noise_known = None if last else _randn(x.shape, x, generator)
             x = repaint_step(x, x0, ab_at(cur), ab_at(nxt), x_y, operator, noise, noise_known,
                              sigma_y, spectral)
-            trace(x, x0, cur, int(schedule.timesteps[cur]))
+            trace(x, x0, cur, t=int(schedule.timesteps[cur]))
         else:                                                        # jump back: level cur -> cur + 1
             a = ab_at(nxt) / ab_at(cur)
             x = a ** 0.5 * x + (1 - a) ** 0.5 * _randn(x.shape, x, generator)
