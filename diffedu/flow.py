@@ -16,7 +16,6 @@ here is called as model(x, tau * t_scale) (t_scale = 1000 suits nets.MLPDenoiser
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
@@ -192,35 +191,21 @@ def train_flow(model: torch.nn.Module, data: torch.Tensor, steps: int = 2000, pa
     """Train `model` on data (N, ...) with the CFM loss; returns (ema_model, losses).
     x1: optional (N, ...) noise paired with data row by row (reflow); else fresh noise each batch.
     Adam with cosine learning-rate decay and an EMA copy, as train.train_denoiser."""
-    from .train import ema_update
+    from .train import fit
     check_tensor("data", data, min_ndim=2)
     check_positive_int("steps", steps)
     check_positive_int("batch_size", batch_size)
     if x1 is not None and x1.shape != data.shape:
         raise ValueError(f"x1 must have the shape of data {tuple(data.shape)}, got {tuple(x1.shape)}")
-    if not 0 <= ema < 1:
-        raise ValueError(f"ema must lie in [0, 1), got {ema}")
     p = get_path(path)
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    model = model.train()
-    ema_model = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * k / steps)))
-    losses, bar = [], range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(bar, desc="flow matching", mininterval=0.5)
-    for _ in bar:
+
+    def batch_loss():
         idx = torch.randint(0, len(data), (min(batch_size, len(data)),), generator=g)
-        loss = cfm_loss(model, data[idx], p, g, None if x1 is None else x1[idx], t_scale=t_scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        ema_update(ema_model, model, ema)
-        losses.append(loss.item())
-    return ema_model, losses
+        return cfm_loss(model, data[idx], p, g, None if x1 is None else x1[idx], t_scale=t_scale)
+
+    return fit(model, batch_loss, steps, lr, ema, progress=progress, desc="flow matching")
 
 
 # -- sampling: the ODE dx/dtau = u(x, tau) from tau = 1 (noise) to 0 (data) -------------------

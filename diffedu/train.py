@@ -85,29 +85,46 @@ def train_denoiser(model: nn.Module, data: torch.Tensor, schedule: NoiseSchedule
     if world > 1:       # DDP broadcasts rank 0's weights, so replicas start equal
         from torch.nn.parallel import DistributedDataParallel
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def batch_loss():
+        idx = torch.randint(0, len(data), (min(batch_size, len(data)),), generator=g)
+        x0, cond = data[idx].to(device), None
+        if labels is not None:
+            cond = labels[idx].to(device)
+            if label_dropout > 0:
+                drop = (torch.rand(len(cond), generator=g) < label_dropout).to(device)
+                cond = torch.where(drop, torch.full_like(cond, null_label), cond)
+        return diffusion_loss(net, x0, schedule, g, cond, prediction)
+
+    return fit(model, batch_loss, steps, lr, ema, progress=progress and rank == 0, callback=callback)
+
+
+def fit(model: nn.Module, batch_loss, steps: int, lr: float = 2e-3, ema: float = 0.995,
+        progress: bool = True, callback=None, desc: str = "training"):
+    """The optimisation loop every trainer shares: Adam with cosine learning-rate decay to 0
+    over `steps`, an EMA copy of the weights, a tqdm bar. batch_loss() -> scalar loss of a fresh
+    batch (it closes over data, generator and model, or its DDP wrapper). Returns (ema_model, losses);
+    callback(step, loss, ema_model) after each step."""
+    check_positive_int("steps", steps)
+    if not 0 <= ema < 1:
+        raise ValueError(f"ema must lie in [0, 1), got {ema}")
+    model.train()
     ema_model = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * k / steps)))
     # A tiny network on a CPU trains faster on one thread: its matrices are too small to split,
     # and thread synchronisation dominates (measured 5x on 2 busy cores). Restored at the end.
     threads = torch.get_num_threads()
-    if device.type == "cpu" and sum(p.numel() for p in model.parameters()) < 2_000_000:
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    if on_cpu and sum(p.numel() for p in model.parameters()) < 2_000_000:
         torch.set_num_threads(1)
-    losses = []
-    bar = range(steps)
-    if progress and rank == 0:
+    losses, bar = [], range(steps)
+    if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(bar, desc="training", mininterval=0.5)
+        bar = tqdm(bar, desc=desc, mininterval=0.5)
     try:
         for step in bar:
-            idx = torch.randint(0, len(data), (min(batch_size, len(data)),), generator=g)
-            x0, cond = data[idx].to(device), None
-            if labels is not None:
-                cond = labels[idx].to(device)
-                if label_dropout > 0:
-                    drop = (torch.rand(len(cond), generator=g) < label_dropout).to(device)
-                    cond = torch.where(drop, torch.full_like(cond, null_label), cond)
-            loss = diffusion_loss(net, x0, schedule, g, cond, prediction)
+            loss = batch_loss()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
