@@ -112,17 +112,21 @@ lab: $(STAMP)
 # Tiny models on a few cores run fastest with one thread per worker (threads of parallel
 # workers otherwise fight over the cores: measured 5x slower training here).
 test test-fast test-notebooks test-browser: export OMP_NUM_THREADS ?= 1
+# Lint first: pycodestyle + pyflakes, configured in pyproject.toml's [tool.ruff].
+LINT = $(BIN)/ruff check diffedu tests benchmarks
 UNIT_TESTS = $(PY) -m pytest tests -m "not browser" -n $(JOBS)
 NOTEBOOK_TESTS = if [ -z "$(HAVE_NOTEBOOKS)" ]; then echo "no notebooks/*.ipynb yet: nothing to validate"; \
 	  else $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider -n $(JOBS) --dist loadscope notebooks/; fi
 BROWSER_TEST = DIFFEDU_REQUIRE_BROWSER=1 DIFFEDU_CHROMIUM=$(CHROMIUM) $(PY) -m pytest tests/browser -m browser -p no:cacheprovider
 
 test: $(STAMP) browser-deps
+	$(LINT)
 	$(UNIT_TESTS) --run-slow $(PYTEST_ARGS)
 	$(NOTEBOOK_TESTS)
 	$(BROWSER_TEST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
+	$(LINT)
 	$(UNIT_TESTS) $(PYTEST_ARGS)
 
 test-notebooks: $(STAMP)

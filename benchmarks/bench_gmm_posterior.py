@@ -5,7 +5,7 @@ seeds, for d in {8, 80, 800} and d_y in {1, 2, 4}, printed as markdown (plus sec
     python benchmarks/bench_gmm_posterior.py                      # the full table (minutes)
     python benchmarks/bench_gmm_posterior.py --d 8 80 --dy 1 2 --seeds 3   # the notebook's
 
-Not a pass/fail test. Each sampler runs with diffedu.inverse.gmm_benchmark.DEFAULTS; the
+Not a pass/fail test. Each sampler runs with diffedu.exact.posterior_benchmark.DEFAULTS; the
 perfect diffusion model is the prior's exact denoiser, so what remains is each sampler's own
 approximation error. "exact posterior resampled" is the floor that finite samples give.
 """
@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from diffedu.inverse import gmm_benchmark as gb
+from diffedu.exact import posterior_benchmark as gb
 
 
 def main():

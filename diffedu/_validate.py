@@ -2,6 +2,9 @@
 the argument, what was given and what is allowed."""
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 
 
@@ -29,3 +32,53 @@ def check_positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return value
+
+
+def check_real(name: str, value, *, lo=None, lo_open=False, hi=None) -> float:
+    """A finite real number (a Python number or a one-element tensor) within [lo, hi]
+    (lo excluded when lo_open); returns it as a float. NaN and inf are refused."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if (lo is not None and (value < lo or (lo_open and value == lo))) or (hi is not None and value > hi):
+        lo_s = "" if lo is None else f"{'>' if lo_open else '>='} {lo}"
+        hi_s = "" if hi is None else f"<= {hi}"
+        raise ValueError(f"{name} must be {' and '.join(s for s in (lo_s, hi_s) if s)}, got {value!r}")
+    return float(value)
+
+
+def check_nonneg(name: str, value, upper=None) -> float:
+    """A finite real number >= 0 (and <= upper when given)."""
+    return check_real(name, value, lo=0, hi=upper)
+
+
+def check_schedule(schedule, name: str = "schedule"):
+    from .schedules import NoiseSchedule
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"{name} must be a NoiseSchedule (see diffedu.schedules: the schedule the "
+                        f"denoiser was trained on, or a respaced one), got {type(schedule).__name__}")
+    return schedule
+
+
+def check_callable(name: str, fn, signature: str):
+    if not callable(fn):
+        raise TypeError(f"{name} must be callable as {signature}, got {type(fn).__name__}")
+    return fn
+
+
+def check_operator(operator, *, linear: bool = False, svd: bool = False, who: str = "this method"):
+    """A diffedu.inverse Operator; `linear` / `svd` demand a LinearOperator (with an SVD)."""
+    from .inverse.operators import LinearOperator, Operator
+    if not isinstance(operator, Operator):
+        raise TypeError(f"operator must be a diffedu.inverse Operator (e.g. Dense, Inpainting), "
+                        f"got {type(operator).__name__}")
+    if (linear or svd) and not isinstance(operator, LinearOperator):
+        raise TypeError(f"{who} needs a linear operator, got the nonlinear "
+                        f"{type(operator).__name__}; use diffedu.inverse.dps for nonlinear A")
+    if svd and not operator.has_svd:
+        raise TypeError(f"{who} needs an operator with an SVD (V_T, V, U_T, U, singular_values), "
+                        f"and {type(operator).__name__} has none; use dps, diffpir or repaint")
+    return operator

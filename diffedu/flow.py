@@ -21,9 +21,9 @@ import math
 import torch
 
 from ._validate import check_choice, check_positive_int, check_tensor
-from .gmm import GaussianMixture
+from .exact.gmm import GaussianMixture
 from .samplers import Trace
-from .sde import _as_t, _per_time
+from .sde import _as_t, _per_time, level_denoiser
 
 
 # -- paths ----------------------------------------------------------------------------------
@@ -139,14 +139,13 @@ def gmm_velocity(gmm: GaussianMixture, path="linear"):
 def denoiser_velocity_fn(denoiser, path="linear", schedule=None, interpolate: bool = True):
     """The marginal velocity u(x, tau) = alpha' x0_hat + sigma' eps_hat of `path` from a denoiser
     of a discrete schedule (a diffusion model sampled as a flow): x / c is a VP sample at
-    alpha_bar = alpha^2 / c^2, looked up in the schedule by log-SNR (sde.continuous_denoiser)."""
-    from .sde import continuous_denoiser
+    alpha_bar = alpha^2 / c^2, reached by the contract's one level rule (`Denoiser.at_level`)."""
     p = get_path(path)
-    f = continuous_denoiser(denoiser, schedule, interpolate)
+    D = level_denoiser(denoiser, schedule)
 
     def u(x, tau):
         c, ab = (float(v) for v in p.vp_equivalent(tau))
-        x0, eps = f(x / c, ab)
+        x0, eps = D.at_level(x / c, ab, interpolate=interpolate)
         tt = _as_t(tau)
         return float(p.d_alpha(tt)) * x0 + float(p.d_sigma(tt)) * eps
 

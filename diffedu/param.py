@@ -7,14 +7,14 @@ Notation (x_t = a x_0 + s eps with a = sqrt(alpha_bar), s = sqrt(1 - alpha_bar))
     score     grad log p_t(x_t) = -eps / s        x0 = (x_t + s^2 score) / a   (Tweedie)
     velocity  eps - x0: the flow-matching velocity of the linear path z_tau = (1-tau) x0 + tau eps
               at tau = s / (a + s), z = x_t / (a + s):  x0 = (x_t - s u)/(a + s), eps = (x_t + a u)/(a + s)
-Every sampler turns a model into a denoiser D(x_t, t) = E[x_0 | x_t] here, and nowhere else.
+These are pure conversions; denoiser.py turns a model into the denoiser D(x_t, t) = E[x_0 | x_t]
+with them.
 """
 from __future__ import annotations
 
 import torch
 
 from ._validate import check_choice
-from .schedules import NoiseSchedule
 
 PREDICTIONS = ("eps", "x0", "v", "score", "velocity")
 
@@ -58,58 +58,3 @@ def tweedie(xt: torch.Tensor, score: torch.Tensor, alpha_bar) -> torch.Tensor:
     """Tweedie's formula E[x_0 | x_t] = (x_t + (1 - alpha_bar) grad log p_t(x_t)) / sqrt(alpha_bar)."""
     ab = torch.as_tensor(alpha_bar, dtype=xt.dtype, device=xt.device)
     return (xt + (1 - ab) * score) / ab.sqrt()
-
-
-def _t_batch(t, x: torch.Tensor) -> torch.Tensor:
-    t = torch.as_tensor(t, device=x.device)
-    return t.expand(len(x)) if t.ndim == 0 else t
-
-
-class Denoiser:
-    """D(x_t, t, cond=None) = E[x_0 | x_t] from a model `model(x_t, t, cond)` that predicts
-    `prediction`. t: int or (B,) original timesteps of `schedule` (the one it was trained on).
-    `clip` clamps x0 to [-clip, clip] (images live in [-1, 1]). `.eps(x, t)` gives the matching
-    noise prediction, which DDIM needs."""
-
-    def __init__(self, model, schedule: NoiseSchedule, prediction: str | None = None, cond=None, clip=None):
-        self.model, self.schedule, self.cond, self.clip = model, schedule, cond, clip
-        self.prediction = prediction or getattr(model, "prediction", "eps")
-        check_choice("prediction", self.prediction, PREDICTIONS)
-
-    def alpha_bar(self, t, x: torch.Tensor) -> torch.Tensor:
-        t = _t_batch(t, x)
-        ab = self.schedule.alpha_bar[self.schedule.index_of(t.cpu())]
-        return ab.to(device=x.device, dtype=x.dtype).reshape((-1,) + (1,) * (x.ndim - 1))
-
-    def x0_eps(self, x: torch.Tensor, t, cond=None, alpha_bar: float | None = None):
-        """(x0_hat, eps_hat); samplers may pass alpha_bar (a float, or a tensor broadcasting
-        against x) to skip the lookup."""
-        t = _t_batch(t, x)
-        cond = self.cond if cond is None else cond
-        out = self.model(x, t) if cond is None else self.model(x, t, cond)
-        if alpha_bar is None:
-            ab = self.alpha_bar(t, x)
-        else:
-            ab = alpha_bar if isinstance(alpha_bar, torch.Tensor) else float(alpha_bar)
-        x0, eps = to_x0_eps(out, x, ab, self.prediction)
-        if self.clip is not None:
-            x0 = x0.clamp(-self.clip, self.clip)
-            eps = (x - ab ** 0.5 * x0) / (1 - ab) ** 0.5
-        return x0, eps
-
-    def __call__(self, x: torch.Tensor, t, cond=None) -> torch.Tensor:
-        return self.x0_eps(x, t, cond)[0]
-
-    def eps(self, x: torch.Tensor, t, cond=None) -> torch.Tensor:
-        return self.x0_eps(x, t, cond)[1]
-
-    def score(self, x: torch.Tensor, t, cond=None) -> torch.Tensor:
-        ab = self.alpha_bar(_t_batch(t, x), x)
-        return -self.eps(x, t, cond) / (1 - ab).sqrt()
-
-
-def to_denoiser(model, schedule: NoiseSchedule, prediction: str | None = None, cond=None, clip=None) -> Denoiser:
-    """Wrap any model (eps / x0 / v / score / velocity) as the denoiser every sampler calls."""
-    if not callable(model):
-        raise TypeError(f"model must be callable as model(x_t, t[, cond]), got {type(model).__name__}")
-    return Denoiser(model, schedule, prediction, cond, clip)

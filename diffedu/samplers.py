@@ -6,15 +6,15 @@ Notation (Song et al. 2021, DDIM, eq. 12; entries i = N-1 .. 0 of a possibly res
     sigma_i = eta sqrt((1 - ab_prev) / (1 - ab_t)) sqrt(1 - ab_t / ab_prev)
     x_prev  = sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev - sigma_i^2) eps_hat + sigma_i z
 eta = 0 is deterministic (DDIM); eta = 1 gives sigma_i^2 = beta~_i, DDPM's posterior variance.
-A denoiser is any callable D(x_t, t) -> x0_hat with t the schedule's original timesteps (B,);
-objects with `.x0_eps(x, t)` (see param.Denoiser) also give eps_hat directly.
+The denoiser is anything `denoiser.as_denoiser` accepts (the contract; t: the schedule's
+original timesteps (B,)). Every sampler is a step plugged into `reverse_loop`.
 """
 from __future__ import annotations
 
 import torch
 
-from ._validate import check_choice, check_tensor
-from .param import Denoiser
+from ._validate import check_choice, check_nonneg, check_schedule, check_tensor
+from .denoiser import as_denoiser
 from .schedules import NoiseSchedule
 
 
@@ -51,16 +51,6 @@ def ddpm_step(xt: torch.Tensor, x0_hat: torch.Tensor, ab_t: float, ab_prev: floa
     return mean + var ** 0.5 * noise
 
 
-def x0_and_eps(denoiser, x: torch.Tensor, t: torch.Tensor, ab_t: float):
-    """(x0_hat, eps_hat) from any denoiser; eps from x0 when the denoiser gives only x0."""
-    if isinstance(denoiser, Denoiser):
-        return denoiser.x0_eps(x, t, alpha_bar=ab_t)
-    if hasattr(denoiser, "x0_eps"):
-        return denoiser.x0_eps(x, t)
-    x0 = denoiser(x, t)
-    return x0, (x - ab_t ** 0.5 * x0) / (1 - ab_t) ** 0.5
-
-
 class Trace:
     """What every sampler loop reports: after each step it calls `callback({'x', 'i',
     'denoised', ...})` (the step's info, e.g. 't', 'sigma' or 'tau') and, when `keep`, records
@@ -80,25 +70,43 @@ class Trace:
         return (x, torch.stack(self.xs), torch.stack(self.x0s)) if self.keep else x
 
 
-def _loop(step_fn, denoiser, x_T, schedule, steps, generator, return_trajectory, callback, needs_noise=True):
+def reverse_loop(step, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None = None, *,
+                 generator: torch.Generator | None = None, return_trajectory: bool = False,
+                 callback=None, needs_noise: bool = True):
+    """The one reverse loop every discrete sampler runs (DDPM, DDIM, DPS, DDRM, DiffPIR, and
+    RePaint inside each of its jumps): entries i = N-1 .. 0 of `schedule` (respaced to `steps`).
+    At each entry it draws z ~ N(0, I) from `generator` (not at the last step, nor when
+    needs_noise is False) and calls
+        step(x, i, t, ab_t, ab_prev, z) -> (x_prev, x0_hat, info)
+    with t: (B,) the entry's original timestep, ab_t, ab_prev: floats (ab_prev = 1 after the
+    last step), info: a dict of extra things to report. Returns x_0, or (x_0, xs (S+1, B, ...),
+    x0_hats (S, B, ...)) with return_trajectory; callback gets {'x', 'i', 't', 'denoised', **info}."""
     check_tensor("x_T", x_T, min_ndim=1)
-    if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule (see diffedu.schedules), got {type(schedule).__name__}")
+    check_schedule(schedule)
     if steps is not None:
         schedule = schedule.respace(steps)
     ab = schedule.alpha_bar.tolist()
     x, trace = x_T, Trace(x_T, return_trajectory, callback)
     for i in reversed(range(len(schedule))):
-        t = torch.full((len(x),), int(schedule.timesteps[i]), dtype=torch.long, device=x.device)
-        ab_t, ab_prev = ab[i], (ab[i - 1] if i > 0 else 1.0)
-        with torch.no_grad():
-            x0, eps = x0_and_eps(denoiser, x, t, ab_t)
+        t_i = int(schedule.timesteps[i])
+        t = torch.full((len(x),), t_i, dtype=torch.long, device=x.device)
         noise = None
         if i > 0 and needs_noise:
             noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
-        x = step_fn(x, x0, eps, ab_t, ab_prev, noise)
-        trace(x, x0, i, t=int(schedule.timesteps[i]))
+        x, x0, info = step(x, i, t, ab[i], ab[i - 1] if i > 0 else 1.0, noise)
+        trace(x, x0, i, t=t_i, **info)
     return trace.result(x)
+
+
+def _denoise_step(denoiser, update):
+    """A reverse_loop step from a denoiser and an update(x, x0, eps, ab_t, ab_prev, z)."""
+    D = as_denoiser(denoiser)
+
+    def step(x, i, t, ab_t, ab_prev, z):
+        with torch.no_grad():
+            x0, eps = D.x0_eps(x, t, alpha_bar=ab_t)
+        return update(x, x0, eps, ab_t, ab_prev, z), x0, {}
+    return step
 
 
 def ddim(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None = None, eta: float = 0.0,
@@ -106,18 +114,19 @@ def ddim(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None
     """DDIM sampling (Song et al. 2021, Algorithm: eq. 12) from x_T: (B, ...) through `steps`
     entries of `schedule` (all if None). Returns x_0, or (x_0, xs (S+1, B, ...), x0_hats (S, B, ...))
     with return_trajectory. callback gets {'x', 'i', 't', 'denoised'} after each step."""
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0 (0 = deterministic DDIM, 1 = DDPM variance), got {eta}")
-    step = lambda x, x0, eps, ab_t, ab_prev, z: ddim_step(x, x0, eps, ab_t, ab_prev, eta, z)
-    return _loop(step, denoiser, x_T, schedule, steps, generator, return_trajectory, callback, needs_noise=eta > 0)
+    eta = check_nonneg("eta", eta)     # 0 = deterministic DDIM, 1 = DDPM variance
+    step = _denoise_step(denoiser, lambda x, x0, eps, ab_t, ab_prev, z: ddim_step(x, x0, eps, ab_t, ab_prev, eta, z))
+    return reverse_loop(step, x_T, schedule, steps, generator=generator, return_trajectory=return_trajectory,
+                        callback=callback, needs_noise=eta > 0)
 
 
 def ddpm(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None = None, variance: str = "small",
          generator: torch.Generator | None = None, return_trajectory: bool = False, callback=None):
     """DDPM ancestral sampling (Ho et al. 2020, Algorithm 2), on any respaced schedule. Returns as `ddim`."""
     check_choice("variance", variance, ("small", "large"))
-    step = lambda x, x0, eps, ab_t, ab_prev, z: ddpm_step(x, x0, ab_t, ab_prev, z, variance)
-    return _loop(step, denoiser, x_T, schedule, steps, generator, return_trajectory, callback)
+    step = _denoise_step(denoiser, lambda x, x0, eps, ab_t, ab_prev, z: ddpm_step(x, x0, ab_t, ab_prev, z, variance))
+    return reverse_loop(step, x_T, schedule, steps, generator=generator, return_trajectory=return_trajectory,
+                        callback=callback)
 
 
 SAMPLERS = {"ddim": ddim, "ddpm": ddpm}

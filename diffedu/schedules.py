@@ -70,23 +70,31 @@ class NoiseSchedule:
         return (self.timesteps.double() + 1) / (self.timesteps[-1].double() + 1)
 
     def respace(self, steps: int, spacing: str = "linspace") -> "NoiseSchedule":
-        """Keep `steps` of the entries (always the last, the noisiest). The betas of the result
-        are recomputed from alpha_bar (improved DDPM, Nichol & Dhariwal 2021, section 4).
-
-        spacing: "linspace" (evenly over [0, N-1], rounded), "leading" (DDIM: 0, k, 2k, ...
-        shifted to end at N-1) or "quadratic".
-        """
+        """Keep `steps` of the N entries. The betas of the result are recomputed from alpha_bar
+        (improved DDPM, Nichol & Dhariwal 2021, section 4). `spacing` names the entries kept
+        with the established names (diffusers' `timestep_spacing`; Lin et al. 2024, "Common
+        diffusion noise schedules and sample steps are flawed", Table 2):
+            "linspace"   round(linspace(0, N-1, steps)): both ends kept
+            "leading"    0, k, 2k, ..., (steps-1) k with k = N // steps (DDIM's original code);
+                         it never reaches the noisiest entry (980 of 999 at 50 steps), so a
+                         sampler starting from pure noise starts at a level it was not given
+            "trailing"   round(N - j N / steps) - 1 for j = 0..steps-1: N-1, N-1-k, ..., k-1
+                         (ends at the noisiest entry; Lin et al.'s recommendation)
+            "quadratic"  round(linspace(0, sqrt(N-1), steps)^2) (DDIM's CIFAR-10 choice)
+        steps = 1 keeps the noisiest entry whatever the spacing."""
         check_positive_int("steps", steps)
         n = len(self)
         if steps > n:
             raise ValueError(f"cannot respace a {n}-step schedule to {steps} steps; choose steps <= {n}")
-        check_choice("spacing", spacing, {"linspace", "leading", "quadratic"})
+        check_choice("spacing", spacing, {"linspace", "leading", "trailing", "quadratic"})
         if steps == 1:
             idx = torch.tensor([n - 1])
         elif spacing == "linspace":
             idx = torch.linspace(0, n - 1, steps, dtype=torch.float64).round().long()
         elif spacing == "leading":
-            idx = torch.arange(steps) * (n // steps) + (n - 1 - (steps - 1) * (n // steps))
+            idx = torch.arange(steps) * (n // steps)
+        elif spacing == "trailing":
+            idx = (n - torch.arange(steps, dtype=torch.float64) * (n / steps)).round().long().flip(0) - 1
         else:
             idx = (torch.linspace(0, math.sqrt(n - 1), steps, dtype=torch.float64) ** 2).round().long()
         idx = torch.unique(idx)
@@ -98,7 +106,7 @@ class NoiseSchedule:
     def at(self, i, like: torch.Tensor | None = None) -> torch.Tensor:
         """alpha_bar at entry index i (int or LongTensor (B,)), as a float tensor shaped to
         broadcast against `like` (B, ...): (B, 1, ..., 1)."""
-        ab = self.alpha_bar[torch.as_tensor(i, dtype=torch.long)]
+        ab = self.alpha_bar[torch.as_tensor(i, dtype=torch.long).cpu()]
         if like is None:
             return ab
         ab = ab.to(device=like.device, dtype=like.dtype)
@@ -106,7 +114,7 @@ class NoiseSchedule:
 
     def index_of(self, t) -> torch.Tensor:
         """Entry indices of original integer timesteps t (raises if a t is not in this schedule)."""
-        t = torch.as_tensor(t, dtype=torch.long)
+        t = torch.as_tensor(t, dtype=torch.long).cpu()
         pos = torch.searchsorted(self.timesteps, t.clamp(min=0))
         pos = pos.clamp(max=len(self) - 1)
         if not (self.timesteps[pos] == t).all():
@@ -114,6 +122,35 @@ class NoiseSchedule:
                              f"(which has {len(self)} steps from {self.timesteps[0].item()} "
                              f"to {self.timesteps[-1].item()})")
         return pos
+
+    def alpha_bar_of(self, t, like: torch.Tensor | None = None) -> torch.Tensor:
+        """alpha_bar at original timesteps t (int or (B,)), shaped to broadcast against `like`.
+        The one lookup from a model's timestep to its noise level."""
+        return self.at(self.index_of(t), like)
+
+    def locate(self, alpha_bar) -> tuple[int, float]:
+        """THE rule from a continuous noise level to schedule entries: the fractional entry
+        position of `alpha_bar` (a float), found by linear interpolation in log-SNR, returned as
+        (lo, w): the level lies between entries lo and lo + 1, a fraction w of the way (w = 0 at
+        an entry). Levels outside the schedule's range go to its end entries (w = 0)."""
+        ab = float(alpha_bar)
+        lam = math.inf if ab >= 1 else (-math.inf if ab <= 0 else math.log(ab) - math.log1p(-ab))
+        lam_sched = self.log_snr                                     # non-increasing in the entry
+        n = len(self)
+        if n == 1 or lam >= float(lam_sched[0]):
+            return 0, 0.0
+        if lam <= float(lam_sched[-1]):
+            return n - 1, 0.0
+        hi = int(torch.searchsorted(-lam_sched, torch.tensor(-lam, dtype=torch.float64)))  # first entry with lam_i <= lam
+        lo = hi - 1
+        l0, l1 = float(lam_sched[lo]), float(lam_sched[hi])
+        w = (l0 - lam) / (l0 - l1) if l0 != l1 else 0.0
+        return (hi, 0.0) if w >= 1 else (lo, w)
+
+    def nearest(self, alpha_bar) -> int:
+        """The entry nearest `alpha_bar` in log-SNR (`locate` rounded)."""
+        lo, w = self.locate(alpha_bar)
+        return lo + 1 if w > 0.5 else lo
 
 
 def from_betas(betas, name: str = "custom") -> NoiseSchedule:

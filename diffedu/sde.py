@@ -13,8 +13,9 @@ Notation (t in [0, 1]; every SDE here is linear, dx = f(t) x dt + g(t) dw):
     PF-ODE        dx/dt = f x - g^2 score(x, t) / 2                (eq. 13)
     score(x, t) = grad_x log p_t(x); Tweedie: E[x_0 | x_t] = (x_t + s^2 score) / m
 Every x_t = m x_0 + s n is a VP x_t scaled by c = sqrt(m^2 + s^2), with equivalent
-alpha_bar = m^2 / c^2: the bridge to discrete NoiseSchedules (`continuous_denoiser`,
-`denoiser_score_fn`; flow.denoiser_velocity_fn uses the same).
+alpha_bar = m^2 / c^2: the bridge to a denoiser of a discrete schedule (`denoiser_score_fn`,
+through the contract's one level rule `Denoiser.at_level`; flow.denoiser_velocity_fn too).
+The exact likelihood through the PF-ODE is in likelihood.py.
 
 A score function is any callable score_fn(x, t) with x: (B, ...) and t: (B,) float times.
 Samplers: fn(score_fn, x_T, sde, steps, generator=None, return_trajectory=False, callback=None)
@@ -25,12 +26,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from ._validate import check_choice, check_positive_int, check_tensor
-from .gmm import GaussianMixture
-from .samplers import Trace, x0_and_eps
+from .exact.gmm import GaussianMixture
+from .denoiser import as_denoiser
+from .samplers import Trace
 from .schedules import NoiseSchedule
 
 
@@ -214,40 +215,13 @@ def gmm_score_fn(gmm: GaussianMixture, sde: SDE):
     return lambda x, t: _per_time(lambda xs, tv: gmm_marginal(gmm, sde, tv).score(xs), x, t)
 
 
-def continuous_denoiser(denoiser, schedule: NoiseSchedule | None = None, interpolate: bool = True):
-    """A discrete-time denoiser D(x_t, t_int) as a function of a continuous noise level:
-    f(x, alpha_bar) -> (x0_hat, eps_hat) for a VP sample x: (B, ...) at any alpha_bar (a float).
-    schedule: the denoiser's (default denoiser.schedule, as param.Denoiser has).
-    The level is found in the schedule by log-SNR: the nearest entry, or (interpolate=True) the
-    two neighbouring entries, whose predictions are mixed linearly in log-SNR. Levels outside
-    the schedule's range use its end entries."""
-    schedule = schedule if schedule is not None else getattr(denoiser, "schedule", None)
-    if not isinstance(schedule, NoiseSchedule):
-        raise TypeError("a discrete denoiser needs its NoiseSchedule: pass schedule=... "
-                        f"(got {type(schedule).__name__})")
-    if not callable(denoiser):
-        raise TypeError(f"denoiser must be callable as D(x_t, t), got {type(denoiser).__name__}")
-    lam_sched = schedule.log_snr.numpy()[::-1].copy()            # increasing (entry N-1 first)
-    pos_of = np.arange(len(schedule))[::-1].astype(np.float64)
-
-    def at_entry(x, j):
-        t_int = torch.full((len(x),), int(schedule.timesteps[j]), dtype=torch.long, device=x.device)
-        return x0_and_eps(denoiser, x, t_int, float(schedule.alpha_bar[j]))
-
-    def f(x, alpha_bar: float):
-        ab = float(alpha_bar)
-        lam = math.inf if ab >= 1 else (-math.inf if ab <= 0 else math.log(ab) - math.log1p(-ab))
-        pos = float(np.interp(lam, lam_sched, pos_of))             # fractional entry index
-        lo, w = int(math.floor(pos)), pos - math.floor(pos)
-        if not interpolate:
-            lo, w = int(round(pos)), 0.0
-        x0, eps = at_entry(x, lo)
-        if w > 1e-12:
-            x0b, epsb = at_entry(x, lo + 1)
-            x0, eps = (1 - w) * x0 + w * x0b, (1 - w) * eps + w * epsb
-        return x0, eps
-    f.schedule = schedule
-    return f
+def level_denoiser(denoiser, schedule: NoiseSchedule | None = None):
+    """The denoiser (diffedu.denoiser contract) whose `at_level(x, alpha_bar)` the continuous
+    views call; schedule: the denoiser's (default: its own .schedule)."""
+    D = as_denoiser(denoiser, schedule)
+    if D.schedule is None:
+        raise TypeError("a discrete denoiser needs its NoiseSchedule: pass schedule=...")
+    return D
 
 
 def denoiser_score_fn(denoiser, sde: SDE, schedule: NoiseSchedule | None = None, interpolate: bool = True):
@@ -255,15 +229,14 @@ def denoiser_score_fn(denoiser, sde: SDE, schedule: NoiseSchedule | None = None,
     denoiser.schedule, as param.Denoiser has). x: (B, ...), t: float or (B,) in (0, 1].
 
     1. c = sqrt(m^2 + s^2), alpha_bar = m^2 / c^2: x / c is a VP sample at that alpha_bar.
-    2. eps_hat of the denoiser at that alpha_bar (`continuous_denoiser`: nearest entry, or the two
-       neighbouring entries mixed linearly in log-SNR).
+    2. eps_hat of the denoiser at that alpha_bar (`Denoiser.at_level`: the two neighbouring
+       entries of the schedule mixed linearly in log-SNR, or the nearest with interpolate=False).
     3. score = grad log p_t(x) = grad_x log p_vp(x / c) / c = -eps_hat / (c sqrt(1 - alpha_bar)) = -eps_hat / s.
     Below the schedule's smallest noise level the denoiser is only known at that level, so the
     score is held at its value there (dividing eps_hat by the true, smaller s would inflate it)."""
     _check_sde(sde)
-    f = continuous_denoiser(denoiser, schedule, interpolate)
-    sched = schedule if schedule is not None else getattr(denoiser, "schedule", None)
-    ab_max = float(sched.alpha_bar.max()) if sched is not None else 1.0
+    D = level_denoiser(denoiser, schedule)
+    ab_max = float(D.schedule.alpha_bar.max())
 
     def score(x, tv):
         m, s = (float(v) for v in sde.marginal(tv))
@@ -271,7 +244,8 @@ def denoiser_score_fn(denoiser, sde: SDE, schedule: NoiseSchedule | None = None,
             raise ValueError(f"the score at t = {tv} (noise std 0) is not defined by a denoiser; use t > 0")
         c = math.hypot(m, s)
         ab = m ** 2 / c ** 2
-        return -f(x / c, ab)[1] / (c * (1 - min(ab, ab_max)) ** 0.5)
+        ab = min(ab, ab_max)             # below the smallest level: held there (see above)
+        return -D.at_level(x / c, ab, interpolate=interpolate)[1] / (c * (1 - ab) ** 0.5)
 
     return lambda x, t: _per_time(score, x, t)
 
@@ -421,71 +395,6 @@ SDE_SAMPLERS = {"euler_maruyama": reverse_sde_euler_maruyama, "pf_ode_euler": pf
                 "pf_ode_heun": pf_ode_heun, "pc": predictor_corrector}
 
 
-# -- exact likelihood through the probability-flow ODE ---------------------------------------
-def _drift_div(score_fn, x, t, sde, probes):
-    """PF-ODE drift and its divergence at (x, t): exact (probes None, one autograd pass per
-    dimension) or Hutchinson's estimate mean_k z_k^T (d drift / dx) z_k."""
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        d, _ = pf_ode_drift(score_fn, x, t, sde)
-        if probes is None:
-            flat = d.reshape(len(x), -1)
-            div = sum(torch.autograd.grad(flat[:, j].sum(), x, retain_graph=True)[0].reshape(len(x), -1)[:, j]
-                      for j in range(flat.shape[1]))
-        else:
-            div = sum((torch.autograd.grad((d * z).sum(), x, retain_graph=True)[0] * z).reshape(len(x), -1).sum(1)
-                      for z in probes) / len(probes)
-    return d.detach(), div.detach()
-
-
-def log_likelihood(score_fn, x0: torch.Tensor, sde: SDE, steps: int = 100, exact_divergence: bool = True,
-                   hutchinson_samples: int = 1, generator: torch.Generator | None = None,
-                   method: str = "heun", t_min: float = 1e-5, prior_log_prob=None, return_latent: bool = False):
-    """log p(x0) by the instantaneous change of variables along the PF-ODE (Song et al. 2021,
-    eq. 39; Chen et al. 2018). x0: (B, ...); returns (B,) (and x_1 with return_latent).
-
-    Notation: d(x)/dt = f~(x, t) (the PF-ODE drift), d(log p_t(x_t))/dt = -div f~(x_t, t), so
-        log p_{t_min}(x0) = log p_1(x_1) + int_{t_min}^1 div f~(x_t, t) dt,
-    integrated forward from x_{t_min} = x0 with `method` ("euler", "heun" or "rk4") in `steps`
-    steps. The divergence is exact (autograd, one pass per dimension: for low dimensions) or
-    Hutchinson's estimate with `hutchinson_samples` Rademacher probes held fixed along the path
-    (for images). log p_1 is sde.prior_log_prob unless `prior_log_prob(z) -> (B,)` is given;
-    the two small errors are p_{t_min} != p_0 and p_1 != prior."""
-    if not callable(score_fn):
-        raise TypeError(f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}")
-    check_tensor("x0", x0, min_ndim=2)
-    _check_sde(sde)
-    check_positive_int("steps", steps)
-    check_positive_int("hutchinson_samples", hutchinson_samples)
-    check_choice("method", method, ("euler", "heun", "rk4"))
-    if not 0 <= t_min < 1:
-        raise ValueError(f"t_min must lie in [0, 1), got {t_min}")
-    probes = None
-    if not exact_divergence:
-        probes = [(torch.randint(0, 2, x0.shape, generator=generator) * 2 - 1).to(x0.device, x0.dtype)
-                  for _ in range(hutchinson_samples)]
-    f = lambda x, t: _drift_div(score_fn, x, t, sde, probes)
-    ts = torch.linspace(t_min, 1.0, steps + 1, dtype=torch.float64).tolist()
-    x, delta = x0.detach(), torch.zeros(len(x0), dtype=x0.dtype, device=x0.device)
-    for t, tn in zip(ts[:-1], ts[1:]):
-        h = tn - t
-        d1, v1 = f(x, t)
-        if method == "euler":
-            x, delta = x + h * d1, delta + h * v1
-        elif method == "heun":
-            d2, v2 = f(x + h * d1, tn)
-            x, delta = x + 0.5 * h * (d1 + d2), delta + 0.5 * h * (v1 + v2)
-        else:
-            d2, v2 = f(x + 0.5 * h * d1, t + 0.5 * h)
-            d3, v3 = f(x + 0.5 * h * d2, t + 0.5 * h)
-            d4, v4 = f(x + h * d3, tn)
-            x = x + h / 6 * (d1 + 2 * d2 + 2 * d3 + d4)
-            delta = delta + h / 6 * (v1 + 2 * v2 + 2 * v3 + v4)
-    prior = sde.prior_log_prob if prior_log_prob is None else prior_log_prob
-    logp = prior(x).to(delta.dtype) + delta
-    return (logp, x) if return_latent else logp
-
-
 # -- DDIM is Euler on the PF-ODE ------------------------------------------------------------
 def pf_ode_euler_sigma(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None = None,
                        heun: bool = False, return_trajectory: bool = False, callback=None):
@@ -508,7 +417,7 @@ def pf_ode_euler_sigma(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, ste
     def eps_hat(xbar, i):
         # the model sees the VP sample x = x_bar sqrt(alpha_bar) at its own timestep
         t = torch.full((len(xbar),), int(schedule.timesteps[i]), dtype=torch.long, device=xbar.device)
-        x0, eps = x0_and_eps(denoiser, xbar * ab[i] ** 0.5, t, ab[i])
+        x0, eps = as_denoiser(denoiser).x0_eps(xbar * ab[i] ** 0.5, t, alpha_bar=ab[i])
         return eps, x0
 
     n = len(schedule)

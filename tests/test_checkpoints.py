@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import diffedu as dd
-from diffedu.train import CHECKPOINTS, load_model, pretrained, read_manifest
+from diffedu.train import CHECKPOINTS, load_model, pretrained, pretrained_denoiser, read_manifest
 
 NAMES = sorted(p.stem for p in CHECKPOINTS.glob("*.safetensors"))
 EXPECTED = {"unet_digits", "dit_digits_adaln_zero", "dit_digits_adaln", "dit_digits_cross_attention",
@@ -78,7 +78,8 @@ def test_checkpoint_is_pickle_free_and_its_manifest_complete(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_manifest_command_parses_with_the_cli_and_rebuilds_the_same_model(name):
-    from diffedu.train import _parse_kv, build_model
+    from diffedu.train import build_model
+    from diffedu.train.cli import _parse_kv
     m = read_manifest(CHECKPOINTS / f"{name}.safetensors")
     args = _cli_parser().parse_args(shlex.split(m["command"])[3:])
     assert args.steps == m["steps"] and args.seed == m["seed"] and args.data == m["data"]["name"]
@@ -108,3 +109,37 @@ def test_checkpoint_runs_and_samples(name):
     if cond is not None and model.class_dropout_prob > 0:     # the null label (CFG) works too
         with torch.no_grad():
             assert torch.isfinite(model(x, 500, torch.full((4,), model.num_classes))).all()
+
+
+def test_pretrained_denoiser_is_the_checkpoint_on_the_schedule_it_was_trained_with():
+    """manifest -> schedule -> model -> to_denoiser in one call, equal to the plumbing by hand."""
+    D = pretrained_denoiser("unet_digits")
+    m = read_manifest(CHECKPOINTS / "unet_digits.safetensors")
+    assert read_manifest("unet_digits") == m                  # a shipped name works as well as a path
+    schedule = dd.get_schedule(m["schedule"]["name"], m["schedule"]["T"])
+    assert isinstance(D, dd.NetworkDenoiser) and D.manifest == m
+    assert D.schedule.name == schedule.name and len(D.schedule) == m["schedule"]["T"]
+    torch.testing.assert_close(D.schedule.alpha_bar, schedule.alpha_bar, rtol=0, atol=0)
+    assert torch.equal(D.schedule.timesteps, schedule.timesteps)
+    assert D.prediction == m["prediction"] and D.clip == 1.0   # images: x0_hat clamped to [-1, 1]
+    assert not D.model.training and not any(p.requires_grad for p in D.model.parameters())
+
+    g = torch.Generator().manual_seed(0)
+    x, t, y = torch.randn(3, 1, 16, 16, generator=g), torch.tensor([10, 500, 999]), torch.tensor([0, 3, 10])
+    with torch.no_grad():
+        x0, eps = D.x0_eps(x, t, y)
+        by_hand = dd.to_denoiser(pretrained("unet_digits"), schedule, cond=y, clip=1.0).x0_eps(x, t)
+    assert x0.shape == eps.shape == x.shape and x0.abs().max() <= 1.0
+    torch.testing.assert_close((x0, eps), by_hand)
+
+    prior = pretrained_denoiser("unet_digits", cond=torch.full((3,), 10), clip=None)   # the null label
+    assert prior.clip is None
+    with torch.no_grad():
+        assert dd.ddim(prior, x, prior.schedule, 4).shape == x.shape
+
+
+def test_pretrained_denoiser_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown checkpoint"):
+        pretrained_denoiser("no_such_model")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        pretrained_denoiser(tmp_path / "missing.safetensors")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import diffedu.inverse as inv
-from diffedu.image_metrics import psnr
+from diffedu.metrics import psnr
 
 
 def _gen(seed=0):
@@ -65,11 +65,11 @@ def test_tv_denoise_matches_skimage_and_reduces_tv():
     # skimage's weight is our lam: both minimise 1/2 ||x - y||^2 + lam TV(x)
     xs = torch.from_numpy(denoise_tv_chambolle(y[0, 0].numpy(), weight=lam, eps=1e-8,
                                                max_num_iter=3000))[None, None]
-    E_ours, E_sk = inv.tv_objective(xd, y, None, lam).item(), inv.tv_objective(xs, y, None, lam).item()
+    E_ours, E_sk = inv.tv_objective(xd, y, None, lam=lam).item(), inv.tv_objective(xs, y, None, lam=lam).item()
     assert abs(E_ours - E_sk) <= 1e-4 * E_sk
     assert (xd - xs).abs().max() < 1e-2
     assert inv.total_variation(xd).item() < 0.5 * inv.total_variation(y).item()
-    assert inv.tv_objective(xd, y, None, lam).item() < inv.tv_objective(y, y, None, lam).item()
+    assert inv.tv_objective(xd, y, None, lam=lam).item() < inv.tv_objective(y, y, None, lam=lam).item()
     assert psnr(xd, x).item() > psnr(y, x).item() + 5
 
 
@@ -82,8 +82,8 @@ def test_tv_denoise_per_image_weights_and_zero_weight():
 
 def _objective_trace(y, op, lam, method, iters):
     trace = []
-    inv.tv_reconstruct(y, op, lam, iters=iters, method=method,
-                       callback=lambda d: trace.append(inv.tv_objective(d["x"], y, op, lam).item()))
+    inv.tv_reconstruct(y, op, lam=lam, iters=iters, method=method,
+                       callback=lambda d: trace.append(inv.tv_objective(d["x"], y, op, lam=lam).item()))
     return trace
 
 
@@ -92,7 +92,7 @@ def test_tv_reconstruct_objective_decreases():
     op = inv.Blur(inv.gaussian_kernel(5, 1.0), 16, channels=1)
     y = op.measure(x, 0.05, _gen(0))
     lam = 0.02
-    E0 = inv.tv_objective(op.A_adjoint(y), y, op, lam).item()
+    E0 = inv.tv_objective(op.A_adjoint(y), y, op, lam=lam).item()
     pd = _objective_trace(y, op, lam, "pdhg", 400)
     checkpoints = [pd[i] for i in (0, 10, 50, 150, 399)]
     assert all(a > b for a, b in zip(checkpoints, checkpoints[1:]))   # decreasing on the whole
@@ -105,9 +105,9 @@ def test_tv_reconstruct_objective_decreases():
 def test_tv_reconstruct_with_identity_is_tv_denoise():
     y = phantom(16) + 0.2 * torch.randn(1, 1, 16, 16, generator=_gen(2), dtype=torch.float64)
     ident = inv.Inpainting(torch.ones(16, 16), channels=1)          # A = I
-    a = inv.tv_reconstruct(y, ident, 0.1, iters=1500)
+    a = inv.tv_reconstruct(y, ident, lam=0.1, iters=1500)
     b = inv.tv_denoise(y, 0.1, iters=300)
-    assert abs(inv.tv_objective(a, y, None, 0.1).item() - inv.tv_objective(b, y, None, 0.1).item()) < 1e-3
+    assert abs(inv.tv_objective(a, y, None, lam=0.1).item() - inv.tv_objective(b, y, None, lam=0.1).item()) < 1e-3
     assert (a - b).abs().max() < 2e-2
 
 
@@ -118,10 +118,10 @@ def test_tikhonov_matches_direct_solve():
     y = torch.randn(3, 5, generator=_gen(1), dtype=torch.float64)
     lam = 0.3
     want = torch.linalg.solve(H.T @ H + lam * torch.eye(8, dtype=torch.float64), H.T @ y.T).T
-    torch.testing.assert_close(inv.tikhonov(y, inv.Dense(H), lam), want)          # SVD path
+    torch.testing.assert_close(inv.tikhonov(y, inv.Dense(H), lam=lam), want)          # SVD path
     turb = inv.Turbulence(8, channels=1)                                           # CG path
     yt = torch.randn(1, 1, 8, 8, generator=_gen(2), dtype=torch.float64)
-    xt = inv.tikhonov(yt, turb, lam)
+    xt = inv.tikhonov(yt, turb, lam=lam)
     torch.testing.assert_close(turb.A_adjoint(turb.A(xt)) + lam * xt, turb.A_adjoint(yt))
     torch.testing.assert_close(inv.pseudo_inverse(y, inv.Dense(H)), y @ torch.linalg.pinv(H).T)
 
@@ -129,8 +129,9 @@ def test_tikhonov_matches_direct_solve():
 def test_wiener_is_tikhonov_for_flat_spectrum():
     op = inv.Blur(inv.motion_kernel(5, seed=0), 12, channels=2)
     y = torch.randn(2, 2, 12, 12, generator=_gen(0), dtype=torch.float64)
-    torch.testing.assert_close(inv.wiener(y, op, 0.05), inv.tikhonov(y, op, 0.05))
-    torch.testing.assert_close(inv.wiener(y, op, torch.full((12, 12), 0.05)), inv.tikhonov(y, op, 0.05))
+    torch.testing.assert_close(inv.wiener(y, op, noise_to_signal=0.05), inv.tikhonov(y, op, lam=0.05))
+    torch.testing.assert_close(inv.wiener(y, op, noise_to_signal=torch.full((12, 12), 0.05)),
+                               inv.tikhonov(y, op, lam=0.05))
 
 
 @pytest.fixture(scope="module")
@@ -145,9 +146,9 @@ def test_solvers_beat_measurement_and_pseudo_inverse(deblur_problem):
     x, op, y, sigma_y = deblur_problem
     score = {"measurement": psnr(y, x).item(),
              "pinv": psnr(inv.pseudo_inverse(y, op), x).item(),
-             "tikhonov": psnr(inv.tikhonov(y, op, 1e-2), x).item(),
-             "wiener": psnr(inv.wiener(y, op, 1e-2), x).item(),
-             "tv": psnr(inv.tv_reconstruct(y, op, 0.01, iters=300), x).item(),
+             "tikhonov": psnr(inv.tikhonov(y, op, lam=1e-2), x).item(),
+             "wiener": psnr(inv.wiener(y, op, noise_to_signal=1e-2), x).item(),
+             "tv": psnr(inv.tv_reconstruct(y, op, lam=0.01, iters=300), x).item(),
              "pnp_tv": psnr(inv.pnp_hqs(y, op, inv.tv_denoiser(1.0), sigma_y=sigma_y), x).item()}
     # measured: measurement 18.7, pinv -55 (noise blown up), tikhonov 20.9, tv 25.6, pnp 25.3 dB
     assert score["pinv"] < score["measurement"]
@@ -162,12 +163,12 @@ def test_solvers_on_superresolution_and_inpainting():
     sr = inv.SuperResolution(2, 32, mode="bicubic", channels=1)
     y = sr.measure(x, 0.01, _gen(1))
     base = psnr(inv.pseudo_inverse(y, sr), x).item()
-    assert psnr(inv.tv_reconstruct(y, sr, 0.005, iters=200), x).item() > base + 3
+    assert psnr(inv.tv_reconstruct(y, sr, lam=0.005, iters=200), x).item() > base + 3
     assert psnr(inv.pnp_hqs(y, sr, inv.tv_denoiser(1.0), sigma_y=0.01), x).item() > base + 3
     ip = inv.Inpainting(inv.random_mask(32, 0.5, seed=0), channels=1)
     y = ip.measure(x, 0.01, _gen(2))
     base = psnr(inv.pseudo_inverse(y, ip), x).item()
-    assert psnr(inv.tv_reconstruct(y, ip, 0.01, iters=200), x).item() > base + 8
+    assert psnr(inv.tv_reconstruct(y, ip, lam=0.01, iters=200), x).item() > base + 8
     assert psnr(inv.pnp_hqs(y, ip, inv.tv_denoiser(1.0), sigma_y=0.01, iters=20), x).item() > base + 8
 
 
@@ -208,17 +209,17 @@ def test_bad_solver_inputs():
     op = inv.Blur(inv.gaussian_kernel(3, 1.0), 8, channels=1)
     y = torch.zeros(1, 1, 8, 8)
     with pytest.raises(ValueError, match="lam must be"):
-        inv.tikhonov(y, op, 0.0)
+        inv.tikhonov(y, op, lam=0.0)
     with pytest.raises(ValueError, match="unknown method 'admm'"):
-        inv.tv_reconstruct(y, op, 0.1, method="admm")
-    with pytest.raises(TypeError, match="blur_op must be"):
-        inv.wiener(y, inv.Inpainting(torch.ones(8, 8), channels=1), 0.1)
+        inv.tv_reconstruct(y, op, lam=0.1, method="admm")
+    with pytest.raises(TypeError, match="operator must be a diffedu.inverse.Blur"):
+        inv.wiener(y, inv.Inpainting(torch.ones(8, 8), channels=1), noise_to_signal=0.1)
     with pytest.raises(ValueError, match="noise_to_signal"):
-        inv.wiener(y, op, -1.0)
+        inv.wiener(y, op, noise_to_signal=-1.0)
     with pytest.raises(ValueError, match=r"y must have shape \(B, 1, 8, 8\)"):
-        inv.tv_reconstruct(torch.zeros(1, 1, 4, 4), op, 0.1)
+        inv.tv_reconstruct(torch.zeros(1, 1, 4, 4), op, lam=0.1)
     with pytest.raises(TypeError, match="linear"):
-        inv.tikhonov(y, inv.PhaseRetrieval(), 0.1)
+        inv.tikhonov(y, inv.PhaseRetrieval(), lam=0.1)
     with pytest.raises(ValueError, match="lam must be"):
         inv.tv_denoise(y, -1.0)
     with pytest.raises(ValueError, match="sigma_y must be"):
@@ -227,3 +228,41 @@ def test_bad_solver_inputs():
         inv.pnp_hqs(y, op, None, sigma_y=0.1)
     with pytest.raises(ValueError, match="sigmas must be"):
         inv.pnp_hqs(y, op, inv.tv_denoiser(), sigmas=[0.1, -0.1], sigma_y=0.1)
+    with pytest.raises(TypeError, match="operator must be a diffedu.inverse Operator"):
+        inv.tikhonov(y, torch.eye(64), lam=0.1)
+    with pytest.raises(TypeError, match="pnp_hqs needs a linear operator"):
+        inv.pnp_hqs(y, inv.PhaseRetrieval(), inv.tv_denoiser(), sigma_y=0.1)
+    with pytest.raises(ValueError, match="lam must be a finite number"):
+        inv.tv_reconstruct(y, op, lam=float("nan"))
+    with pytest.raises(ValueError, match="lam must be"):
+        inv.tv_reconstruct(y, op, lam=torch.tensor([0.1, float("nan")]))
+    with pytest.raises(ValueError, match="sigmas must be"):
+        inv.pnp_hqs(y, op, inv.tv_denoiser(), sigmas=[0.1, float("inf")], sigma_y=0.1)
+
+
+@pytest.mark.parametrize("call", [
+    lambda y, op: inv.tikhonov(y, op, 0.1),
+    lambda y, op: inv.wiener(y, op, 0.1),
+    lambda y, op: inv.tv_reconstruct(y, op, 0.1),
+    lambda y, op: inv.tv_objective(y, y, op, 0.1),
+    lambda y, op: inv.tv_denoise(y, 0.1, 10),
+    lambda y, op: inv.pnp_hqs(y, op, inv.tv_denoiser(), [0.5], 0.2, sigma_y=0.1),
+], ids=["tikhonov", "wiener", "tv_reconstruct", "tv_objective", "tv_denoise", "pnp_hqs"])
+def test_hyperparameters_are_keyword_only(call):
+    """solver(y, operator[, denoiser], *, hyperparameters): a positional one is refused."""
+    op = inv.Blur(inv.gaussian_kernel(3, 1.0), 8, channels=1)
+    with pytest.raises(TypeError, match="positional argument"):
+        call(torch.zeros(1, 1, 8, 8), op)
+
+
+def test_the_operator_argument_is_called_operator():
+    op = inv.Blur(inv.gaussian_kernel(3, 1.0), 8, channels=1)
+    y = torch.randn(1, 1, 8, 8, generator=_gen(0), dtype=torch.float64)
+    torch.testing.assert_close(inv.tikhonov(y=y, operator=op, lam=0.1), inv.tikhonov(y, op, lam=0.1))
+    torch.testing.assert_close(inv.pseudo_inverse(y=y, operator=op), op.A_dagger(y))
+    torch.testing.assert_close(inv.wiener(y=y, operator=op, noise_to_signal=0.1), inv.tikhonov(y, op, lam=0.1))
+    torch.testing.assert_close(inv.tv_objective(y, y, operator=op, lam=0.0), 0.5 * (op.A(y) - y).pow(2).sum()[None])
+    torch.testing.assert_close(inv.tv_reconstruct(y=y, operator=op, lam=0.1, iters=5),
+                               inv.tv_reconstruct(y, op, lam=0.1, iters=5))
+    torch.testing.assert_close(inv.pnp_hqs(y=y, operator=op, denoiser=lambda x, s: x, sigma_y=0.1, iters=2),
+                               inv.pnp_hqs(y, op, lambda x, s: x, sigma_y=0.1, iters=2))

@@ -46,6 +46,34 @@ def test_adjointness(name):
     assert op.adjointness_test() < 1e-10
 
 
+def test_every_linear_operator_is_in_the_adjointness_test():
+    """A new linear operator (CT, MRI, ...) exported by diffedu.inverse.operators must join
+    OPERATORS above, so that the parametrized tests run on it."""
+    import diffedu.inverse.operators as ops
+    exported = [getattr(ops, n) for n in ops.__all__]
+    linear = {c for c in exported if isinstance(c, type) and issubclass(c, ops.LinearOperator)
+              and c is not ops.LinearOperator}
+    tested = {type(make()) for make in OPERATORS.values()}
+    assert linear, "no linear operators found"
+    assert linear <= tested, f"not in OPERATORS: {sorted(c.__name__ for c in linear - tested)}"
+
+
+def test_operators_package_keeps_its_public_names():
+    """The split into base / linear / nonlinear / masks keeps `from diffedu.inverse.operators
+    import X` and `diffedu.inverse.X` working for every public name."""
+    import diffedu as dd
+    import diffedu.inverse.operators as ops
+    names = {"Operator", "LinearOperator", "Dense", "SuperResolution", "Inpainting", "Blur",
+             "Turbulence", "PhaseRetrieval", "conjugate_gradient", "box_mask", "random_mask",
+             "freeform_mask", "gaussian_kernel", "motion_kernel"}
+    assert set(ops.__all__) == names
+    for n in names:
+        assert getattr(dd.inverse, n) is getattr(ops, n)
+    assert ops.Blur.__module__ == "diffedu.inverse.operators.linear"
+    assert ops.PhaseRetrieval.__module__ == "diffedu.inverse.operators.nonlinear"
+    assert ops.box_mask.__module__ == "diffedu.inverse.operators.masks"
+
+
 @pytest.mark.parametrize("name", OPERATORS)
 def test_pseudo_inverse_identities(name):
     """A A^+ A = A, and A^+ A A^+ = A^+ (exact with an SVD, CG for turbulence)."""
@@ -257,3 +285,15 @@ def test_bad_inputs_raise_clear_errors():
         op.solve_normal(x, 0.0)
     with pytest.raises(ValueError, match=r"x must have shape \(B, 9\)"):
         inv.Dense(torch.randn(6, 9)).A(torch.zeros(2, 6))
+    with pytest.raises(ValueError, match="mu must be a finite number"):
+        op.solve_normal(x, float("nan"))
+    with pytest.raises(ValueError, match="sigma_y must be a finite number"):
+        op.measure(x, float("inf"))
+    with pytest.raises(ValueError, match="strength must be >= 0"):
+        inv.Turbulence(8, strength=-1.0)
+    with pytest.raises(ValueError, match="correlation must be > 0"):
+        inv.Turbulence(8, correlation=0.0)
+    with pytest.raises(ValueError, match="intensity must be"):
+        inv.motion_kernel(5, intensity=1.5)
+    with pytest.raises(TypeError, match="sigma must be a real number"):
+        inv.gaussian_kernel(5, "1")

@@ -148,8 +148,8 @@ def test_ideal_limits():
 
 
 def test_ideal_matches_the_books_gaussian_mixture():
-    """Same function as diffedu.gmm.GaussianMixture.denoiser (full-covariance code path)."""
-    from diffedu.gmm import GaussianMixture
+    """Same function as diffedu.exact.gmm.GaussianMixture.denoiser (full-covariance code path)."""
+    from diffedu.exact.gmm import GaussianMixture
 
     means = torch.randn(5, 3, generator=_gen(8), dtype=torch.float64)
     w = torch.rand(5, generator=_gen(9), dtype=torch.float64) + 0.1

@@ -7,11 +7,9 @@ import torch
 import diffedu as dd
 from diffedu.inverse import (Blur, Dense, Inpainting, PhaseRetrieval, SuperResolution, Turbulence, box_mask,
                              gaussian_kernel)
-from diffedu.inverse import gmm_benchmark as gb
-from diffedu.inverse.ddrm import ddrm
-from diffedu.inverse.diffpir import diffpir, diffpir_data_step
-from diffedu.inverse.dps import dps, dps_denoiser, dps_step
-from diffedu.inverse.repaint import repaint, repaint_schedule
+from diffedu.exact import posterior_benchmark as gb
+from diffedu.inverse.posterior import (DPSDenoiser, ddrm, diffpir, diffpir_data_step, diffpir_step, dps,
+                                      dps_denoiser, dps_step, repaint, repaint_schedule, repaint_step)
 
 SCHED = dd.linear_schedule(1000)
 POSTERIOR_SAMPLERS = ["DPS", "DDRM", "DiffPIR", "RePaint"]
@@ -22,11 +20,24 @@ def gen(seed=0):
 
 
 def gaussian_image_denoiser(schedule, v=0.25):
-    """Exact denoiser of the prior x_0 ~ N(0, v I) (any shape): E[x_0|x_t] = a v x_t / (a^2 v + 1 - a^2)."""
+    """Exact denoiser of the prior x_0 ~ N(0, v I) (any shape), as a plain callable:
+    E[x_0|x_t] = a v x_t / (a^2 v + 1 - a^2)."""
     def D(x, t):
-        ab = schedule.alpha_bar[schedule.index_of(torch.as_tensor(t).reshape(-1)[:1].cpu())].item()
+        ab = schedule.alpha_bar_of(torch.as_tensor(t).reshape(-1)[:1]).item()
         return ab ** 0.5 * v * x / (ab * v + 1 - ab)
     return D
+
+
+class GaussianImageDenoiser(dd.Denoiser):
+    """The same exact denoiser as a Denoiser: x0_eps uses the sampler's alpha_bar when given."""
+
+    def __init__(self, schedule, v=0.25):
+        self.schedule, self.v = schedule, v
+
+    def x0_eps(self, x, t, cond=None, alpha_bar=None):
+        ab = self.schedule.alpha_bar_of(dd.t_batch(t, x)[:1]).item() if alpha_bar is None else alpha_bar
+        x0 = ab ** 0.5 * self.v * x / (ab * self.v + 1 - ab)
+        return x0, (x - ab ** 0.5 * x0) / (1 - ab) ** 0.5
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -202,8 +213,34 @@ def test_dps_as_a_guided_denoiser_in_ddpm_is_dps(problem):
     # float64: the two differ only by rounding, which the mixture's dynamics can amplify
     y, x_T = problem.y.double().expand(16, -1), torch.randn(16, 8, generator=gen(3), dtype=torch.float64)
     a = dps(y, problem.operator, D, s, zeta=0.2, x_T=x_T, generator=gen(4))
-    b = dd.ddpm(dps_denoiser(D, y, problem.operator, s, zeta=0.2), x_T, s, generator=gen(4))
+    D_y = dps_denoiser(y, problem.operator, D, s, zeta=0.2)
+    assert isinstance(D_y, dd.Denoiser) and isinstance(D_y, DPSDenoiser) and D_y.schedule is s
+    b = dd.ddpm(D_y, x_T, s, generator=gen(4))
     torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8)
+    # and step for step: the same trajectories
+    _, xs_a, _ = dps(y, problem.operator, D, s, zeta=0.2, x_T=x_T, generator=gen(4), return_trajectory=True)
+    _, xs_b, _ = dd.ddpm(D_y, x_T, s, generator=gen(4), return_trajectory=True)
+    torch.testing.assert_close(xs_a, xs_b, rtol=1e-8, atol=1e-8)
+
+
+def test_dps_denoiser_keeps_the_contract(problem):
+    """x0_eps and __call__ agree, eps matches x0 at t's level, and rows at different
+    timesteps give what each row gives alone."""
+    s = SCHED.respace(30)
+    y = problem.y.double() + 0.1 * torch.randn(6, 2, generator=gen(2), dtype=torch.float64)
+    D = GaussianImageDenoiser(SCHED, v=4.0)                  # per-row levels need a per-row prior denoiser
+    D_y = dps_denoiser(y, problem.operator, D, s, zeta=0.3)
+    x = 3 * torch.randn(6, 8, generator=gen(1), dtype=torch.float64)
+    t = s.timesteps[torch.tensor([29, 29, 10, 10, 0, 3])]
+    x0, eps = D_y.x0_eps(x, t)
+    ab = s.alpha_bar_of(t, x)
+    torch.testing.assert_close(D_y(x, t), x0)
+    torch.testing.assert_close(eps, (x - ab.sqrt() * x0) / (1 - ab).sqrt())
+    for k in range(6):
+        x0_k, eps_k = dps_denoiser(y[k:k + 1], problem.operator, D, s, zeta=0.3).x0_eps(x[k:k + 1], t[k:k + 1])
+        torch.testing.assert_close(x0[k:k + 1], x0_k)
+        torch.testing.assert_close(eps[k:k + 1], eps_k)
+    assert D_y.score(x, t).shape == x.shape
 
 
 def test_dps_step_reduces_the_residual(problem):
@@ -241,10 +278,89 @@ def test_diffpir_data_step_is_the_closed_form(problem):
 def test_trajectory_and_callback(problem):
     D = gb.unit_cov_denoiser(problem.prior, SCHED)
     seen = []
-    x, xs, x0s = ddrm(problem.y.expand(4, -1), problem.operator, D, SCHED, problem.sigma_y, steps=10,
+    x, xs, x0s = ddrm(problem.y.expand(4, -1), problem.operator, D, SCHED, sigma_y=problem.sigma_y, steps=10,
                       generator=gen(0), return_trajectory=True, callback=lambda d: seen.append(d["i"]))
     assert xs.shape == (11, 4, 8) and x0s.shape == (10, 4, 8) and seen == list(range(9, -1, -1))
     torch.testing.assert_close(xs[-1], x)
+    # each sampler reports its own extras in the callback dict
+    keys = {}
+    dps(problem.y.expand(4, -1), problem.operator, D, SCHED, steps=3, generator=gen(0),
+        callback=lambda d: keys.setdefault("dps", list(d)))
+    diffpir(problem.y.expand(4, -1), problem.operator, D, SCHED, sigma_y=problem.sigma_y, steps=3, generator=gen(0),
+            callback=lambda d: keys.setdefault("diffpir", list(d)))
+    assert keys == {"dps": ["x", "i", "t", "residual", "denoised"],
+                    "diffpir": ["x", "i", "t", "x0_prior", "denoised"]}
+
+
+def _run(name, D, y, op, sigma_y, seed=2):
+    """Sampler `name` on (y, op) with denoiser D (a Denoiser or a plain callable)."""
+    g = gen(seed)
+    if name == "dps":
+        return dps(y, op, D, SCHED, zeta=0.3, steps=10, generator=g)
+    if name == "dps_denoiser+ddpm":
+        s = SCHED.respace(10)
+        x_T = torch.randn((len(y),) + tuple(op.in_shape), generator=gen(seed + 1))
+        return dd.ddpm(dps_denoiser(y, op, D, s, zeta=0.3), x_T, s, generator=g)
+    if name == "ddrm":
+        return ddrm(y, op, D, SCHED, sigma_y=sigma_y, steps=10, generator=g)
+    if name == "diffpir":
+        return diffpir(y, op, D, SCHED, sigma_y=sigma_y, steps=10, generator=g)
+    return repaint(y, op, D, SCHED, sigma_y=sigma_y, steps=10, jump_length=3, jump_n_sample=2, generator=g)
+
+
+@pytest.mark.parametrize("name", ["dps", "dps_denoiser+ddpm", "ddrm", "diffpir", "repaint"])
+def test_each_sampler_accepts_a_denoiser_or_a_plain_callable(name):
+    """Every denoiser argument goes through as_denoiser: a plain callable, a Denoiser subclass,
+    the callable wrapped by as_denoiser and a network wrapped by to_denoiser all work, and the
+    same prior gives the same samples."""
+    sr = SuperResolution(2, 8, channels=1)
+    y = sr.measure(0.5 * torch.randn(2, 1, 8, 8, generator=gen(0)), 0.05, gen(1))
+    plain = gaussian_image_denoiser(SCHED)
+    want = _run(name, plain, y, sr, 0.05)
+    assert want.shape == (2, 1, 8, 8) and torch.isfinite(want).all()
+    for D in (GaussianImageDenoiser(SCHED), dd.as_denoiser(plain, SCHED), dd.as_denoiser(plain)):
+        torch.testing.assert_close(_run(name, D, y, sr, 0.05), want)
+    # a network (here an exact eps-predictor of the same prior) through the contract, and as a plain callable
+    v = 0.25
+
+    def eps_model(x, t):
+        ab = SCHED.alpha_bar_of(t, x)
+        return (1 - ab).sqrt() * x / (ab * v + 1 - ab)
+    net = dd.to_denoiser(eps_model, SCHED, prediction="eps")
+    got = _run(name, net, y, sr, 0.05)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(_run(name, lambda x, t: net(x, t), y, sr, 0.05), got, rtol=1e-4, atol=1e-4)
+
+
+def test_repaint_without_jumps_is_reverse_loop_over_its_step():
+    """jump_n_sample = 1: RePaint's own loop equals samplers.reverse_loop over the same step."""
+    op = Inpainting(box_mask(8, 4), channels=1)
+    y = op.A(0.5 * torch.randn(2, 1, 8, 8, generator=gen(0)))
+    D, s = GaussianImageDenoiser(SCHED), SCHED.respace(12)
+    x_T = torch.randn(2, 1, 8, 8, generator=gen(1))
+    g = gen(2)
+    x_y = op.A_dagger(y)
+
+    def step(x, i, t, ab_t, ab_prev, z):
+        x0 = D.x0_eps(x, t, alpha_bar=ab_t)[0]
+        noise_known = None if z is None else torch.randn(x.shape, generator=g)
+        return repaint_step(x, x0, ab_t, ab_prev, x_y, op, z, noise_known), x0, {}
+    a = dd.samplers.reverse_loop(step, x_T, s, generator=g, return_trajectory=True)
+    b = repaint(y, op, D, s, steps=None, jump_length=4, jump_n_sample=1, x_T=x_T, generator=gen(2),
+                return_trajectory=True)
+    for u, w in zip(a, b):
+        torch.testing.assert_close(u, w, rtol=0, atol=0)
+
+
+def test_diffpir_step_last_step_and_noise():
+    op = Inpainting(box_mask(8, 4), channels=1)
+    x, x0 = torch.randn(2, 1, 8, 8, generator=gen(0)), torch.randn(2, 1, 8, 8, generator=gen(1))
+    y = op.A(x0)
+    x_prev, x0hat = diffpir_step(x, x0, 0.3, 1.0, y, op, sigma_y=0.0, lam=7.0, zeta=0.1)
+    torch.testing.assert_close(x_prev, x0hat)
+    torch.testing.assert_close(op.A(x0hat), y)                          # sigma_y = 0: a projection
+    with pytest.raises(ValueError, match="noise"):
+        diffpir_step(x, x0, 0.3, 0.5, y, op, 0.0, 7.0, 0.1)
 
 
 # ----------------------------------------------------------------------------- images
@@ -300,10 +416,12 @@ def test_bad_inputs_raise_clear_errors(problem):
         ddrm(y, op, D, SCHED, sigma_y=-0.1)
     with pytest.raises(ValueError, match="sigma_y must be >= 0"):
         diffpir(y, op, D, SCHED, sigma_y=-1.0)
-    with pytest.raises(ValueError, match="eta must be in"):
+    with pytest.raises(ValueError, match="eta must be >= 0 and <= 1"):
         ddrm(y, op, D, SCHED, sigma_y=0.1, eta=1.5)
-    with pytest.raises(ValueError, match="zeta must be in"):
+    with pytest.raises(ValueError, match="zeta must be >= 0 and <= 1"):
         diffpir(y, op, D, SCHED, sigma_y=0.1, zeta=2.0)
+    with pytest.raises(TypeError, match="eta_b must be a real number"):
+        ddrm(y, op, D, SCHED, sigma_y=0.1, eta_b="1")
     with pytest.raises(ValueError, match="lam must be > 0"):
         diffpir(y, op, D, SCHED, sigma_y=0.1, lam=0.0)
     with pytest.raises(ValueError, match="zeta must be >= 0"):
@@ -323,6 +441,19 @@ def test_bad_inputs_raise_clear_errors(problem):
         repaint(y, op, D, SCHED, jump_length=0)
     with pytest.raises(TypeError):
         ddrm(y, op, D, SCHED, sigma_y=0.1, not_an_option=1)
+    # hyperparameters are keyword-only, in every sampler and in dps_denoiser
+    with pytest.raises(TypeError):
+        dps(y, op, D, SCHED, 0.5)
+    with pytest.raises(TypeError):
+        ddrm(y, op, D, SCHED, 0.1)
+    with pytest.raises(TypeError):
+        diffpir(y, op, D, SCHED, 0.1)
+    with pytest.raises(TypeError):
+        repaint(y, op, D, SCHED, 20)
+    with pytest.raises(TypeError):
+        dps_denoiser(y, op, D, SCHED, 0.5)
+    with pytest.raises(TypeError, match="operator must be"):
+        dps_denoiser(y, problem.A, D, SCHED)
 
 
 def test_benchmark_bad_inputs(problem):

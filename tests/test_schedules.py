@@ -43,11 +43,11 @@ def test_derived_quantities_consistent(name):
     assert (s.log_snr[1:] < s.log_snr[:-1]).all()
 
 
-@pytest.mark.parametrize("spacing", ["linspace", "leading", "quadratic"])
+@pytest.mark.parametrize("spacing", ["linspace", "leading", "trailing", "quadratic"])
 def test_respace_keeps_alpha_bar_and_timesteps(spacing):
     s = dd.linear_schedule(1000)
     r = s.respace(37, spacing)
-    assert len(r) == 37 and r.timesteps[-1] == 999
+    assert len(r) == 37 and (r.timesteps[-1] == 999) == (spacing != "leading")
     torch.testing.assert_close(r.alpha_bar, s.alpha_bar[r.timesteps])
     # respaced betas are recomputed so that their cumulative product is alpha_bar again
     torch.testing.assert_close(torch.cumprod(1 - r.betas, 0), r.alpha_bar)
@@ -69,3 +69,37 @@ def test_bad_parameters_raise_clear_errors():
         dd.NoiseSchedule(torch.tensor([0.5, 0.9]), torch.arange(2))
     with pytest.raises(ValueError, match="not in this schedule"):
         dd.linear_schedule(100).respace(10).index_of(torch.tensor([5]))
+
+
+@pytest.mark.parametrize("spacing", ["linspace", "leading", "trailing"])
+@pytest.mark.parametrize("steps", [1, 10, 30, 50, 333])
+def test_respace_names_match_diffusers(spacing, steps):
+    """The spacing names mean what diffusers' DDIMScheduler means by them (Lin et al. 2024)."""
+    import diffusers
+    sch = diffusers.DDIMScheduler(num_train_timesteps=1000, timestep_spacing=spacing)
+    sch.set_timesteps(steps)
+    theirs = sorted(int(t) for t in sch.timesteps)
+    if steps == 1 and spacing != "trailing":
+        theirs = [999]          # diffedu: one step is always the noisiest entry
+    assert dd.linear_schedule(1000).respace(steps, spacing).timesteps.tolist() == theirs
+
+
+def test_respace_spacing_by_hand():
+    s = dd.linear_schedule(1000)
+    assert s.respace(50, "leading").timesteps[:3].tolist() == [0, 20, 40]
+    assert s.respace(50, "leading").timesteps[-1] == 980
+    assert s.respace(50, "trailing").timesteps[:2].tolist() == [19, 39]
+    assert s.respace(50, "trailing").timesteps[-1] == 999
+
+
+def test_locate_is_log_snr_interpolation():
+    s = dd.linear_schedule(100)
+    for i in (0, 17, 99):                                   # an entry is found exactly
+        assert s.locate(float(s.alpha_bar[i])) == (i, 0.0)
+    lam = 0.3 * s.log_snr[40] + 0.7 * s.log_snr[41]        # 70% of the way from 40 to 41
+    lo, w = s.locate(float(torch.sigmoid(lam)))
+    assert lo == 40 and abs(w - 0.7) < 1e-9
+    assert s.locate(1.0) == (0, 0.0) and s.locate(1e-12) == (99, 0.0)
+    assert s.nearest(float(torch.sigmoid(lam))) == 41
+    torch.testing.assert_close(s.alpha_bar_of(torch.tensor([5, 7]), torch.zeros(2, 3, 4)).squeeze(),
+                               s.alpha_bar[[5, 7]].float())

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import diffedu as dd
+from diffedu import likelihood as L
 from diffedu import sde as S
 
 
@@ -85,8 +86,9 @@ def test_denoiser_score_fn_bridges_a_discrete_denoiser(sde):
     exact = S.gmm_score_fn(g, sde)
     x = torch.randn(32, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     errs = {}
+    discrete = dd.as_denoiser(g.as_denoiser(sched).__call__, sched)   # known at the entries only
     for interp in (True, False):
-        fn = S.denoiser_score_fn(g.as_denoiser(sched), sde, sched, interpolate=interp)
+        fn = S.denoiser_score_fn(discrete, sde, sched, interpolate=interp)
         errs[interp] = max(((fn(x * sde.marginal(t)[1].item(), t) - exact(x * sde.marginal(t)[1].item(), t)).norm(dim=1)
                             / exact(x * sde.marginal(t)[1].item(), t).norm(dim=1)).max().item()
                            for t in (0.2, 0.5, 0.8))
@@ -95,12 +97,12 @@ def test_denoiser_score_fn_bridges_a_discrete_denoiser(sde):
 
 
 def test_denoiser_score_fn_from_param_denoiser():
-    """param.Denoiser (an eps model) carries its schedule; the bridge needs nothing else."""
+    """NetworkDenoiser (an eps model) carries its schedule; the bridge needs nothing else."""
     g, vp = gmm(), S.VPSDE()
     sched = vp.to_schedule(1000)
     exact_D = g.as_denoiser(sched)
     model = lambda x, t: (x - sched.alpha_bar[t][:, None].sqrt() * exact_D(x, t)) / (1 - sched.alpha_bar[t][:, None]).sqrt()
-    D = dd.param.Denoiser(model, sched, prediction="eps")
+    D = dd.NetworkDenoiser(model, sched, prediction="eps")
     x = torch.randn(8, 2, dtype=torch.float64)
     t = 0.3                                   # exactly on the schedule's entry 299
     torch.testing.assert_close(S.denoiser_score_fn(D, vp)(x, t), S.gmm_score_fn(g, vp)(x, t))
@@ -164,10 +166,10 @@ def test_pf_ode_log_likelihood_is_exact_on_a_mixture(sde):
     score = S.gmm_score_fn(g, sde)
     p1 = S.gmm_marginal(g, sde, 1.0).log_prob                  # exact prior: isolates the ODE error
     ref = S.gmm_marginal(g, sde, 1e-5).log_prob(x)
-    ll = S.log_likelihood(score, x, sde, 40, method="rk4", prior_log_prob=p1)
+    ll = L.log_likelihood(score, x, sde, 40, method="rk4", prior_log_prob=p1)
     assert (ll - ref).abs().max().item() < 1e-3
     # with the N(0, prior_std^2) prior, what remains is the prior mismatch (small for VP)
-    ll_std = S.log_likelihood(score, x, sde, 40, method="rk4")
+    ll_std = L.log_likelihood(score, x, sde, 40, method="rk4")
     assert (ll_std - g.log_prob(x)).abs().max().item() < (0.05 if sde.name == "vp" else 0.3)
 
 
@@ -176,7 +178,7 @@ def test_log_likelihood_heun_error_shrinks_quadratically():
     x = g.sample(4, torch.Generator().manual_seed(0)).double()
     p1 = S.gmm_marginal(g, vp, 1.0).log_prob
     ref = S.gmm_marginal(g, vp, 1e-5).log_prob(x)
-    e = [(S.log_likelihood(S.gmm_score_fn(g, vp), x, vp, n, prior_log_prob=p1) - ref).abs().max().item()
+    e = [(L.log_likelihood(S.gmm_score_fn(g, vp), x, vp, n, prior_log_prob=p1) - ref).abs().max().item()
          for n in (20, 40)]
     assert e[1] < e[0] / 3 and e[1] < 5e-3, e
 
@@ -190,8 +192,8 @@ def test_hutchinson_divergence_on_images():
         return -x / S._as_t(m ** 2 * v + s ** 2, x)
 
     x = torch.randn(3, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * v ** 0.5
-    exact = S.log_likelihood(score, x, vp, 20, method="rk4")
-    hutch = S.log_likelihood(score, x, vp, 20, method="rk4", exact_divergence=False, hutchinson_samples=2,
+    exact = L.log_likelihood(score, x, vp, 20, method="rk4")
+    hutch = L.log_likelihood(score, x, vp, 20, method="rk4", exact_divergence=False, hutchinson_samples=2,
                              generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(hutch, exact)
     ref = -0.5 * (x.reshape(3, -1) ** 2).sum(1) / v - 8 * math.log(2 * math.pi * v)
@@ -201,8 +203,8 @@ def test_hutchinson_divergence_on_images():
 def test_hutchinson_is_unbiased_on_a_mixture():
     g, vp = gmm(), S.VPSDE()
     x = g.sample(3, torch.Generator().manual_seed(0)).double()
-    exact = S.log_likelihood(S.gmm_score_fn(g, vp), x, vp, 20)
-    hutch = S.log_likelihood(S.gmm_score_fn(g, vp), x, vp, 20, exact_divergence=False, hutchinson_samples=32,
+    exact = L.log_likelihood(S.gmm_score_fn(g, vp), x, vp, 20)
+    hutch = L.log_likelihood(S.gmm_score_fn(g, vp), x, vp, 20, exact_divergence=False, hutchinson_samples=32,
                              generator=torch.Generator().manual_seed(0))
     assert (hutch - exact).abs().max().item() < 0.3
 
@@ -221,7 +223,7 @@ def test_ddim_is_euler_on_the_pf_ode_in_sigma():
 def test_ddim_is_euler_for_an_eps_network():
     sched = dd.cosine_schedule(1000)
     model = lambda x, t: torch.tanh(x.flip(1)) * (t[:, None] / 1000.0) + 0.1 * x
-    D = dd.param.Denoiser(model, sched, prediction="eps")
+    D = dd.NetworkDenoiser(model, sched, prediction="eps")
     xT = torch.randn(8, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(S.pf_ode_euler_sigma(D, xT, sched, 15), dd.ddim(D, xT, sched, 15),
                                rtol=1e-12, atol=1e-12)
@@ -251,7 +253,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="beta_min"):
         S.VPSDE(beta_min=30.0)
     with pytest.raises(ValueError, match="method"):
-        S.log_likelihood(score, x.double(), vp, 10, method="rk45")
+        L.log_likelihood(score, x.double(), vp, 10, method="rk45")
     with pytest.raises(ValueError, match="snr"):
         S.predictor_corrector(score, x, vp, 10, snr=0.0)
     with pytest.raises(TypeError, match="x_T"):

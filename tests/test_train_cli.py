@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from diffedu.train import build_model, load_model, load_training_data, main, read_manifest
+from diffedu.train import build_model, load_model, load_training_data, main, pretrained_denoiser, read_manifest
 
 
 def test_cli_trains_and_writes_checkpoint_manifest_and_figure(tmp_path, capsys):
@@ -22,6 +22,16 @@ def test_cli_trains_and_writes_checkpoint_manifest_and_figure(tmp_path, capsys):
     assert (tmp_path / "m.png").stat().st_size > 1000
     model = load_model(out)
     assert model(torch.randn(4, 2), torch.tensor([1, 2, 3, 4])).shape == (4, 2)
+    D = pretrained_denoiser(out)                      # a CLI checkpoint, by path: points, no clip
+    assert D.clip is None and D.schedule.name == "linear" and len(D.schedule) == 1000
+    assert D.x0_eps(torch.randn(4, 2), 500)[0].shape == (4, 2)
+
+
+def test_python_dash_m_runs_the_cli(tmp_path):
+    """`python -m diffedu.train` (the command every manifest records) reaches the package's CLI."""
+    out = subprocess.run([sys.executable, "-m", "diffedu.train", "--help"], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert out.startswith("usage: python -m diffedu.train") and "--model-kw" in out
 
 
 def test_cli_errors():

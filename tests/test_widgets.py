@@ -5,7 +5,7 @@ import torch
 matplotlib.use("Agg")
 
 import diffedu as dd  # noqa: E402
-from diffedu import widgets  # noqa: E402
+from diffedu.viz import widgets  # noqa: E402
 from _util import png  # noqa: E402
 
 

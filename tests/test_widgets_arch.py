@@ -5,7 +5,7 @@ import torch
 
 matplotlib.use("Agg")
 
-from diffedu import widgets_arch  # noqa: E402
+from diffedu.viz.widgets import arch as widgets_arch  # noqa: E402
 from _util import png  # noqa: E402
 
 

@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 import diffedu as dd  # noqa: E402
 from diffedu import flow as F  # noqa: E402
 from diffedu import sde as S  # noqa: E402
-from diffedu import widgets_flow as WF  # noqa: E402
+from diffedu.viz.widgets import flow as WF  # noqa: E402
 
 
 def gmm():

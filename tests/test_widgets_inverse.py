@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 
 import diffedu as dd  # noqa: E402
 from diffedu import inverse as inv  # noqa: E402
-from diffedu import widgets_inverse  # noqa: E402
+from diffedu.viz.widgets import inverse as widgets_inverse  # noqa: E402
 from _util import png  # noqa: E402
 
 

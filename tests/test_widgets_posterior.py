@@ -6,8 +6,8 @@ import torch
 
 matplotlib.use("Agg")
 
-from diffedu import widgets_posterior as wp  # noqa: E402
-from diffedu.inverse import gmm_benchmark as gb  # noqa: E402
+from diffedu.viz.widgets import posterior as wp  # noqa: E402
+from diffedu.exact import posterior_benchmark as gb  # noqa: E402
 from _util import png  # noqa: E402
 
 

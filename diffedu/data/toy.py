@@ -10,7 +10,7 @@ import math
 import torch
 
 from .._validate import check_choice, check_positive_int
-from ..gmm import GaussianMixture
+from ..exact.gmm import GaussianMixture
 
 
 def _gen(seed: int) -> torch.Generator:

@@ -122,7 +122,7 @@ def _self_check():
     """The references agree with the package (run by the tests)."""
     from ..inverse import Blur, Inpainting, SuperResolution, pnp_hqs
     from ..inverse.classical import _project
-    from ..inverse.diffusion_prior import diffusion_denoiser
+    from ..denoiser import sigma_denoiser
     from ..schedules import NoiseSchedule
     g = torch.Generator().manual_seed(0)
     mask = _mask(6, 6, seed=1)
@@ -150,7 +150,7 @@ def _self_check():
     ab, xt = noise_level_to_diffusion(z, 0.5)
     sched = NoiseSchedule(torch.tensor([0.999, float(ab), 0.1], dtype=torch.float64), torch.arange(3))
     seen = {}
-    D = diffusion_denoiser(lambda x, t: seen.update(x=x, t=t) or x, sched)
+    D = sigma_denoiser(lambda x, t: seen.update(x=x, t=t) or x, sched)
     D(z, 0.5)
     torch.testing.assert_close(seen["x"], xt)
     assert int(seen["t"][0]) == 1

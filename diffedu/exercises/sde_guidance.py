@@ -91,7 +91,7 @@ def _self_check():
     # CFG and classifier guidance against the package's guides, on a tiny conditional "network"
     sched = linear_schedule(1000)
     model = lambda xt, tt, c: torch.tanh(xt) * (1.0 + c[:, None].double()) * tt[:, None] / 1000.0
-    from ..param import Denoiser
+    from ..denoiser import NetworkDenoiser as Denoiser
     D = Denoiser(model, sched, prediction="eps")
     tt = torch.full((4,), 400)
     ab = float(sched.alpha_bar[400])

@@ -6,6 +6,7 @@ from .operators import (Blur, Dense, Inpainting, LinearOperator, Operator, Phase
 from .classical import (div2d, grad2d, pseudo_inverse, tikhonov, total_variation, tv_denoise,
                         tv_objective, tv_reconstruct, wiener)
 from .pnp import dpir_sigmas, pnp_hqs, tv_denoiser
+from .diffusion_prior import annealed_timesteps, diffusion_prior_loss, diffusion_prior_map
 
 __all__ = ["Operator", "LinearOperator", "Dense", "SuperResolution", "Inpainting", "Blur",
            "Turbulence", "PhaseRetrieval", "conjugate_gradient", "box_mask", "random_mask",
@@ -14,15 +15,11 @@ __all__ = ["Operator", "LinearOperator", "Dense", "SuperResolution", "Inpainting
            "tv_objective", "tv_denoise", "tv_reconstruct",
            "dpir_sigmas", "pnp_hqs", "tv_denoiser"]
 
-# Diffusion posterior samplers (all through the one denoiser interface) and the exact benchmark
-from . import gmm_benchmark
-from .ddrm import ddrm, ddrm_step, spectral_measurement
-from .diffpir import diffpir, diffpir_data_step
-from .dps import dps, dps_denoiser, dps_step
-from .repaint import repaint, repaint_schedule, repaint_step
+# Diffusion posterior samplers (all through the one denoiser contract)
+from .posterior import (DPSDenoiser, ddrm, ddrm_step, diffpir, diffpir_data_step, diffpir_step, dps,
+                        dps_denoiser, dps_step, repaint, repaint_schedule, repaint_step, spectral_measurement)
 
-__all__ += ["dps", "dps_step", "dps_denoiser", "ddrm", "ddrm_step", "spectral_measurement",
-            "repaint", "repaint_step", "repaint_schedule", "diffpir", "diffpir_data_step", "gmm_benchmark"]
-from .diffusion_prior import annealed_timesteps, diffusion_denoiser, diffusion_prior_loss, diffusion_prior_map
-
-__all__ += ["diffusion_denoiser", "diffusion_prior_map", "diffusion_prior_loss", "annealed_timesteps"]
+__all__ += ["dps", "dps_step", "dps_denoiser", "DPSDenoiser", "ddrm", "ddrm_step", "spectral_measurement",
+            "repaint", "repaint_step", "repaint_schedule", "diffpir", "diffpir_step", "diffpir_data_step"]
+# Graikos et al.'s diffusion prior (the PnP adapter of a diffusion denoiser is dd.sigma_denoiser)
+__all__ += ["diffusion_prior_map", "diffusion_prior_loss", "annealed_timesteps"]

@@ -1,4 +1,5 @@
-"""Classical (learning-free) solvers for y = A x + sigma_y n, each called `solver(y, op, ...)`.
+"""Classical (learning-free) solvers for y = A x + sigma_y n, each called
+`solver(y, operator, *, hyperparameters)`.
 
 Scope: the baselines that the diffusion solvers are compared with: the pseudo-inverse,
 Tikhonov / Wiener filtering, and total-variation (TV) regularisation, solved by the
@@ -14,56 +15,42 @@ Notation
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
-from .._validate import check_choice, check_positive_int, check_tensor
-from .operators import Blur, LinearOperator, Operator
+from .._validate import check_choice, check_nonneg, check_operator, check_positive_int, check_real, check_tensor
+from .operators import Blur, LinearOperator
 
 __all__ = ["pseudo_inverse", "tikhonov", "wiener", "grad2d", "div2d", "total_variation",
            "tv_objective", "tv_denoise", "tv_reconstruct"]
 
 
-def _check_op_y(y, op, linear=True):
-    if not isinstance(op, Operator):
-        raise TypeError(f"op must be a diffedu.inverse Operator, got {type(op).__name__}")
-    if linear and not isinstance(op, LinearOperator):
-        raise TypeError(f"op must be a linear operator, got the nonlinear {type(op).__name__}")
-    return op._check_y(y)
-
-
-def _positive(name, v):
-    if isinstance(v, torch.Tensor) and v.numel() == 1:
-        v = v.item()
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
-        raise ValueError(f"{name} must be a number > 0, got {v!r}")
-    return float(v)
+def _measurement(y, operator, who):
+    """Check that `operator` is a LinearOperator and y: (B, *out_shape); return y."""
+    check_operator(operator, linear=True, who=who)
+    return operator._check_y(y)
 
 
 def _lam_per_sample(lam, B, like):
     """lam: a number >= 0 or a (B,) tensor -> (B, 1, 1, 1, 1) tensor for the dual projection."""
     if isinstance(lam, torch.Tensor) and lam.numel() > 1:
-        if lam.shape != (B,) or bool((lam < 0).any()):
-            raise ValueError(f"lam must be a number >= 0 or a (B,) = ({B},) tensor of them, "
-                             f"got shape {tuple(lam.shape)}")
+        if lam.shape != (B,) or not bool(torch.isfinite(lam).all()) or bool((lam < 0).any()):
+            raise ValueError(f"lam must be a number >= 0 or a (B,) = ({B},) tensor of finite "
+                             f"numbers >= 0, got shape {tuple(lam.shape)}")
         return lam.to(like).view(B, 1, 1, 1, 1)
-    if isinstance(lam, torch.Tensor):
-        lam = lam.item()
-    if isinstance(lam, bool) or not isinstance(lam, numbers.Real) or not lam >= 0:
-        raise ValueError(f"lam must be a number >= 0, got {lam!r}")
-    return torch.full((B, 1, 1, 1, 1), float(lam), dtype=like.dtype, device=like.device)
+    lam = check_nonneg("lam", lam)
+    return torch.full((B, 1, 1, 1, 1), lam, dtype=like.dtype, device=like.device)
 
 
 # ----------------------------------------------------------------------------- linear solvers
 
-def pseudo_inverse(y: torch.Tensor, op: LinearOperator) -> torch.Tensor:
+def pseudo_inverse(y: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
     """x = A^+ y, the minimum-norm least-squares solution. y: (B, *out_shape) -> (B, *in_shape).
     With noise it amplifies n along the small singular values: the baseline to beat."""
-    return op.A_dagger(_check_op_y(y, op))
+    return operator.A_dagger(_measurement(y, operator, "pseudo_inverse"))
 
 
-def tikhonov(y: torch.Tensor, op: LinearOperator, lam: float, iters: int = 200) -> torch.Tensor:
+def tikhonov(y: torch.Tensor, operator: LinearOperator, *, lam: float, iters: int = 200) -> torch.Tensor:
     """x = argmin 1/2 ||A x - y||^2 + lam/2 ||x||^2 = (A^T A + lam I)^{-1} A^T y.
     y: (B, *out_shape) -> (B, *in_shape).
 
@@ -71,30 +58,34 @@ def tikhonov(y: torch.Tensor, op: LinearOperator, lam: float, iters: int = 200) 
     Wiener filtering with a flat noise-to-signal ratio lam; the SVD filter s / (s^2 + lam)
     for SVD operators), else by `iters` conjugate-gradient steps.
     """
-    y = _check_op_y(y, op)
-    return op.solve_normal(op._A_adjoint(y), _positive("lam", lam), iters=iters)
+    y = _measurement(y, operator, "tikhonov")
+    lam = check_real("lam", lam, lo=0, lo_open=True)
+    check_positive_int("iters", iters)
+    return operator.solve_normal(operator._A_adjoint(y), lam, iters=iters)
 
 
-def wiener(y: torch.Tensor, blur_op: Blur, noise_to_signal) -> torch.Tensor:
+def wiener(y: torch.Tensor, operator: Blur, *, noise_to_signal) -> torch.Tensor:
     """Wiener deconvolution  X = conj(K) Y / (|K|^2 + NSR)  in the Fourier domain.
     y: (B, C, H, W) -> (B, C, H, W).
 
     noise_to_signal: the ratio of noise to signal power spectra, a number > 0 (then this is
-    `tikhonov(y, blur_op, lam=noise_to_signal)`) or an (H, W) tensor > 0 in `torch.fft.fft2`
+    `tikhonov(y, operator, lam=noise_to_signal)`) or an (H, W) tensor > 0 in `torch.fft.fft2`
     frequency layout (e.g. sigma_y^2 / |X_prior(f)|^2).
     """
-    if not isinstance(blur_op, Blur):
-        raise TypeError(f"blur_op must be a diffedu.inverse.Blur, got {type(blur_op).__name__}")
-    y = _check_op_y(y, blur_op)
-    K = blur_op.fourier_multiplier
+    check_operator(operator, linear=True, who="wiener")
+    if not isinstance(operator, Blur):
+        raise TypeError(f"operator must be a diffedu.inverse.Blur for wiener (it divides by the "
+                        f"blur's Fourier multiplier), got {type(operator).__name__}; use tikhonov")
+    y = operator._check_y(y)
+    K = operator.fourier_multiplier
     if isinstance(noise_to_signal, torch.Tensor) and noise_to_signal.numel() > 1:
         if noise_to_signal.shape != K.shape or bool((noise_to_signal <= 0).any()):
             raise ValueError(f"noise_to_signal must be a number > 0 or an {tuple(K.shape)} tensor "
                              f"of positive values, got shape {tuple(noise_to_signal.shape)}")
         nsr = noise_to_signal.double().cpu()
     else:
-        nsr = _positive("noise_to_signal", noise_to_signal)
-    return blur_op._mult(y, K.conj() / (K.abs() ** 2 + nsr))
+        nsr = check_real("noise_to_signal", noise_to_signal, lo=0, lo_open=True)
+    return operator._mult(y, K.conj() / (K.abs() ** 2 + nsr))
 
 
 # ----------------------------------------------------------------------------- total variation
@@ -128,9 +119,11 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return grad2d(x).norm(dim=-1).flatten(1).sum(1)
 
 
-def tv_objective(x: torch.Tensor, y: torch.Tensor, op: LinearOperator | None, lam) -> torch.Tensor:
-    """E(x) = 1/2 ||A x - y||^2 + lam TV(x) per image (B,); op=None means A = I."""
-    Ax = x if op is None else op.A(x)
+def tv_objective(x: torch.Tensor, y: torch.Tensor, operator: LinearOperator | None, *, lam) -> torch.Tensor:
+    """E(x) = 1/2 ||A x - y||^2 + lam TV(x) per image (B,); operator=None means A = I.
+    x: (B, C, H, W); y: (B, *out_shape); lam: a number >= 0 or a (B,) tensor."""
+    check_tensor("x", x, ndim=4)
+    Ax = x if operator is None else check_operator(operator, who="tv_objective").A(x)
     lamB = _lam_per_sample(lam, len(x), x).flatten()
     return 0.5 * (Ax - y).pow(2).flatten(1).sum(1) + lamB * total_variation(x)
 
@@ -140,7 +133,7 @@ def _project(p, lam):
     return p / (p.norm(dim=-1, keepdim=True) / lam.clamp_min(1e-30)).clamp_min(1.0)
 
 
-def tv_denoise(y: torch.Tensor, lam, iters: int = 200, callback=None) -> torch.Tensor:
+def tv_denoise(y: torch.Tensor, lam, *, iters: int = 200, callback=None) -> torch.Tensor:
     """ROF denoising: x = argmin 1/2 ||x - y||^2 + lam TV(x). y: (B, C, H, W) -> (B, C, H, W).
 
     lam: a number >= 0 or a (B,) tensor (one weight per image). Chambolle & Pock (2011),
@@ -172,7 +165,7 @@ def tv_denoise(y: torch.Tensor, lam, iters: int = 200, callback=None) -> torch.T
     return x
 
 
-def tv_reconstruct(y: torch.Tensor, op: LinearOperator, lam: float, iters: int = 300,
+def tv_reconstruct(y: torch.Tensor, operator: LinearOperator, *, lam, iters: int = 300,
                    method: str = "pdhg", x_init: torch.Tensor | None = None, eps: float = 1e-2,
                    callback=None) -> torch.Tensor:
     """x = argmin 1/2 ||A x - y||^2 + lam TV(x). y: (B, *out_shape) -> x: (B, C, H, W).
@@ -191,37 +184,38 @@ def tv_reconstruct(y: torch.Tensor, op: LinearOperator, lam: float, iters: int =
     1 / (||A||^2 + 8 lam / eps) (the inverse Lipschitz constant of the gradient), so the
     smoothed objective decreases monotonically; slower, shown for comparison.
 
-    x_init: starting point (default A^T y). `callback({'i', 'x'})` after each iteration.
+    lam: a number >= 0 or a (B,) tensor (one weight per image). x_init: starting point
+    (default A^T y). `callback({'i', 'x'})` after each iteration.
     """
-    y = _check_op_y(y, op)
+    y = _measurement(y, operator, "tv_reconstruct")
     check_choice("method", method, {"pdhg", "gd"})
     check_positive_int("iters", iters)
-    if op.in_shape is None or len(op.in_shape) != 3:
+    if operator.in_shape is None or len(operator.in_shape) != 3:
         raise ValueError(f"tv_reconstruct needs an image operator with in_shape (C, H, W), "
-                         f"got in_shape {op.in_shape}")
+                         f"got in_shape {operator.in_shape}")
     lamB = _lam_per_sample(lam, len(y), y)
-    x = op._A_adjoint(y) if x_init is None else op._check_x(x_init, "x_init").clone()
-    normA = op.norm()
+    x = operator._A_adjoint(y) if x_init is None else operator._check_x(x_init, "x_init").clone()
+    normA = operator.norm()
     if method == "pdhg":
         tau = sigma = 0.99 / math.sqrt(normA**2 + 8.0)
         x_bar = x.clone()
         q = torch.zeros_like(y)
         p = x.new_zeros(x.shape + (2,))
         for i in range(iters):
-            q = (q + sigma * (op._A(x_bar) - y)) / (1 + sigma)                   # 1.
+            q = (q + sigma * (operator._A(x_bar) - y)) / (1 + sigma)             # 1.
             p = _project(p + sigma * grad2d(x_bar), lamB)                        # 2.
-            x_new = x - tau * (op._A_adjoint(q) - div2d(p))                      # 3.
+            x_new = x - tau * (operator._A_adjoint(q) - div2d(p))                # 3.
             x_bar = 2 * x_new - x                                                # 4.
             x = x_new
             if callback is not None:
                 callback({"i": i, "x": x})
         return x
-    eps = _positive("eps", eps)
+    eps = check_real("eps", eps, lo=0, lo_open=True)
     step = 1.0 / (normA**2 + 8.0 * float(lamB.max()) / eps)
     for i in range(iters):
         g = grad2d(x)
         w = g / torch.sqrt(g.pow(2).sum(-1, keepdim=True) + eps**2)           # d TV_eps / d grad x
-        x = x - step * (op._A_adjoint(op._A(x) - y) - lamB[..., 0] * div2d(w))
+        x = x - step * (operator._A_adjoint(operator._A(x) - y) - lamB[..., 0] * div2d(w))
         if callback is not None:
             callback({"i": i, "x": x})
     return x

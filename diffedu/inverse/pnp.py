@@ -7,8 +7,9 @@ classical TV denoiser to plug in, so PnP runs without a network.
 
 Denoiser convention (noise level): `denoiser(x, sigma)` returns an estimate of the clean
 image from x = x_clean + sigma * n, n ~ N(0, I), for images in [-1, 1]. A diffusion model
-becomes one through its schedule: pick t with sqrt((1 - alpha_bar_t) / alpha_bar_t) = sigma,
-feed x_t = sqrt(alpha_bar_t) * x at timestep t and return its x0 prediction (Tweedie).
+becomes one by `dd.sigma_denoiser(D, schedule)` (diffedu/denoiser.py): alpha_bar = 1 / (1 +
+sigma^2), x_t = sqrt(alpha_bar) x at the schedule entry nearest that level, and its x0
+prediction (Tweedie).
 
 Notation
     y = A x + sigma_y n        measurement, y: (B, *out_shape), x: (B, C, H, W)
@@ -21,12 +22,11 @@ HQS minimises 1/2 ||y - A x||^2 / sigma_y^2 + lam R(x) by splitting x and z:
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
-from .._validate import check_positive_int
-from .classical import _check_op_y, tv_denoise
+from .._validate import check_callable, check_nonneg, check_positive_int, check_real
+from .classical import _measurement, tv_denoise
 from .operators import LinearOperator
 
 __all__ = ["dpir_sigmas", "pnp_hqs", "tv_denoiser"]
@@ -37,32 +37,25 @@ SIGMA_MAX = 2 * 49 / 255
 SIGMA_MIN = 2 * 0.255 / 255
 
 
-def _nonneg(name, v):
-    if isinstance(v, torch.Tensor) and v.numel() == 1:
-        v = v.item()
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v >= 0 or math.isinf(v):
-        raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-    return float(v)
-
-
 def dpir_sigmas(sigma_y: float, iters: int = 8, sigma_max: float = SIGMA_MAX) -> torch.Tensor:
     """DPIR's schedule: `iters` noise levels log-spaced from sigma_max down to
     max(sigma_y, SIGMA_MIN) (both in [-1, 1] image units). Returns (iters,) float64."""
-    sigma_y = max(_nonneg("sigma_y", sigma_y), SIGMA_MIN)
+    sigma_y = max(check_nonneg("sigma_y", sigma_y), SIGMA_MIN)
     check_positive_int("iters", iters)
-    sigma_max = _nonneg("sigma_max", sigma_max)
+    sigma_max = check_nonneg("sigma_max", sigma_max)
     if sigma_max < sigma_y:
         raise ValueError(f"sigma_max ({sigma_max}) must be >= sigma_y ({sigma_y})")
     return torch.logspace(math.log10(sigma_max), math.log10(sigma_y), iters, dtype=torch.float64)
 
 
-def pnp_hqs(y: torch.Tensor, op: LinearOperator, denoiser, sigmas=None, lam: float = 0.23, *,
-            sigma_y: float, iters: int = 8, sigma_max: float = SIGMA_MAX,
+def pnp_hqs(y: torch.Tensor, operator: LinearOperator, denoiser, *, sigma_y: float, sigmas=None,
+            lam: float = 0.23, iters: int = 8, sigma_max: float = SIGMA_MAX,
             x_init: torch.Tensor | None = None, cg_iters: int = 100, callback=None) -> torch.Tensor:
     """Plug-and-play half-quadratic splitting (DPIR, Zhang et al. 2021, Algorithm 1).
     y: (B, *out_shape) -> x: (B, *in_shape).
 
-    denoiser: callable `denoiser(x, sigma) -> x_hat` (noise-level convention, see module doc).
+    denoiser: callable `denoiser(x, sigma) -> x_hat` (noise-level convention, see module doc;
+    e.g. `tv_denoiser()` or `dd.sigma_denoiser(D, schedule)` for a diffusion denoiser D).
     sigmas: the noise levels sigma_1 > ... > sigma_K (default `dpir_sigmas(sigma_y, iters,
     sigma_max)`); lam: the regularisation weight (DPIR uses 0.23 for deblurring);
     sigma_y: the measurement noise std (floored at SIGMA_MIN so that mu_k > 0).
@@ -75,26 +68,24 @@ def pnp_hqs(y: torch.Tensor, op: LinearOperator, denoiser, sigmas=None, lam: flo
         3. z_k  = denoiser(x_k, sigma_k)
     `callback({'i', 'sigma', 'mu', 'x', 'z'})` after each step; returns z_K.
     """
-    y = _check_op_y(y, op)
-    if not callable(denoiser):
-        raise TypeError(f"denoiser must be a callable denoiser(x, sigma), got {type(denoiser).__name__}")
-    sigma_y = max(_nonneg("sigma_y", sigma_y), SIGMA_MIN)
+    y = _measurement(y, operator, "pnp_hqs")
+    check_callable("denoiser", denoiser, "denoiser(x, sigma) -> x_hat (e.g. dd.sigma_denoiser(D, schedule))")
+    sigma_y = max(check_nonneg("sigma_y", sigma_y), SIGMA_MIN)
+    check_positive_int("cg_iters", cg_iters)
     if sigmas is None:
         sigmas = dpir_sigmas(sigma_y, iters, sigma_max)
     sigmas = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
-    if len(sigmas) == 0 or bool((sigmas <= 0).any()):
-        raise ValueError(f"sigmas must be a non-empty sequence of numbers > 0, got {sigmas.tolist()}")
-    lam = _nonneg("lam", lam)
-    if lam == 0:
-        raise ValueError("lam must be > 0")
-    ATy = op._A_adjoint(y)
+    if len(sigmas) == 0 or not bool(torch.isfinite(sigmas).all()) or bool((sigmas <= 0).any()):
+        raise ValueError(f"sigmas must be a non-empty sequence of finite numbers > 0, got {sigmas.tolist()}")
+    lam = check_real("lam", lam, lo=0, lo_open=True)
+    ATy = operator._A_adjoint(y)
     if x_init is not None:
-        z = op._check_x(x_init, "x_init")
+        z = operator._check_x(x_init, "x_init")
     else:
-        z = ATy if op.in_shape == op.out_shape else op.A_dagger(y)
+        z = ATy if operator.in_shape == operator.out_shape else operator.A_dagger(y)
     for i, sigma in enumerate(sigmas.tolist()):
         mu = lam * sigma_y**2 / sigma**2                                    # 1.
-        x = op.solve_normal(ATy + mu * z, mu, iters=cg_iters)               # 2.
+        x = operator.solve_normal(ATy + mu * z, mu, iters=cg_iters)         # 2.
         z = denoiser(x, sigma)                                              # 3.
         if callback is not None:
             callback({"i": i, "sigma": sigma, "mu": mu, "x": x, "z": z})
@@ -105,7 +96,7 @@ def tv_denoiser(lam_scale: float = 1.0, iters: int = 50):
     """A classical Gaussian denoiser for PnP: `denoiser(x, sigma) = tv_denoise(x, lam_scale *
     sigma)` (x: (B, C, H, W)). The TV weight grows linearly with the noise std, the usual
     rule for ROF (for a fixed image the optimal weight is roughly proportional to sigma)."""
-    lam_scale = _nonneg("lam_scale", lam_scale)
+    lam_scale = check_nonneg("lam_scale", lam_scale)
     check_positive_int("iters", iters)
 
     def denoiser(x: torch.Tensor, sigma) -> torch.Tensor:

@@ -6,6 +6,7 @@ from torch import nn
 
 from .._validate import check_choice, check_tensor
 from .embeddings import timestep_embedding
+from .features import select_layers
 
 
 class MLPDenoiser(nn.Module):
@@ -30,6 +31,24 @@ class MLPDenoiser(nn.Module):
         self.out = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor, t, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self._forward(x, t, cond)
+
+    def features(self, x: torch.Tensor, t, cond: torch.Tensor | None = None, layers=None) -> dict:
+        """Named activations of one forward pass (as nets/features.py), in forward order;
+        `layers` picks some:
+          "input"     the first linear layer, inp(x): (B, hidden)
+          "hidden.k"  the residual stream h after hidden layer k, k < depth: (B, hidden)
+          "out"       the output (B, dim)
+        """
+        names = ["input", *(f"hidden.{k}" for k in range(len(self.hidden))), "out"]
+        keep = select_layers(names, layers)
+        acts = {}
+        self._forward(x, t, cond, acts)
+        return {name: acts[name] for name in keep}
+
+    def _forward(self, x: torch.Tensor, t, cond=None, acts: dict | None = None) -> torch.Tensor:
+        """The forward pass; `acts`, if given, receives the named activations of `features`."""
+        acts = {} if acts is None else acts
         check_tensor("x", x, ndim=2)
         if x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
@@ -43,7 +62,8 @@ class MLPDenoiser(nn.Module):
             if (cond < 0).any() or (cond > self.num_classes).any():
                 raise ValueError(f"cond labels must lie in [0, {self.num_classes}] ({self.num_classes} = null)")
             emb = emb + self.y_embed(cond)
-        h = self.inp(x)
-        for layer in self.hidden:
-            h = h + layer(torch.nn.functional.silu(h + emb))
-        return self.out(torch.nn.functional.silu(h))
+        h = acts["input"] = self.inp(x)
+        for k, layer in enumerate(self.hidden):
+            h = acts[f"hidden.{k}"] = h + layer(torch.nn.functional.silu(h + emb))
+        out = acts["out"] = self.out(torch.nn.functional.silu(h))
+        return out

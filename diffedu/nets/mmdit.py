@@ -21,9 +21,10 @@ import torch
 import torch.nn as nn
 
 from .._validate import check_choice, check_positive_int, check_tensor
-from .dit import (PREDICTIONS, FinalLayer, Mlp, PatchEmbed, TimestepEmbedder, attention,
-                  modulate, unpatchify)
+from .dit import PREDICTIONS, FinalLayer, modulate, unpatchify
 from .embeddings import as_labels, as_timesteps, drop_labels, sincos_pos_embed_2d
+from .features import record_features
+from .transformer import Mlp, PatchEmbed, TimestepEmbedder, attention
 
 
 class StreamAttention(nn.Module):
@@ -255,6 +256,25 @@ class MMDiT(nn.Module):
 
     def forward(self, x, t, cond=None, force_drop_ids=None):
         return self._run(x, t, cond, force_drop_ids, False)[0]
+
+    def features(self, x, t, cond=None, layers=None) -> dict:
+        """Named activations of one forward pass `self(x, t, cond)` (nets/features.py), in
+        forward order; `layers` picks some. T = (H / p) ** 2 image tokens, L context tokens
+        (context_tokens in class mode, cond's L in token mode), D = hidden size:
+          "embed"      patch embeddings plus positions: (B, T, D)
+          "block.k"    the image stream after joint block k, k < depth: (B, T, D)
+          "context.k"  the context stream after block k, k < depth - 1: (B, L, D) (the last
+                       block's context stream is pre-only: it has no output)
+          "final"      final_layer: (B, T, p * p * out_channels), before unpatchify
+          "out"        the output (B, out_channels, H, W)
+        """
+        taps = {"embed": (self.x_embedder, lambda h: h + self.pos_embed)}
+        for k, block in enumerate(self.joint_blocks):
+            taps[f"block.{k}"] = (block, lambda out: out[0])
+            if k < len(self.joint_blocks) - 1:
+                taps[f"context.{k}"] = (block, lambda out: out[1])
+        taps.update({"final": (self.final_layer, None), "out": (None, None)})
+        return record_features(taps, layers, lambda: self(x, t, cond))
 
     @torch.no_grad()
     def attention_maps(self, x, t, cond=None):

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from .._validate import check_choice, check_positive_int, check_tensor
 from .embeddings import as_labels, as_timesteps, drop_labels, timestep_embedding
+from .features import record_features
 
 PREDICTIONS = ("eps", "x0", "v", "velocity")
 
@@ -279,6 +280,28 @@ class UNet(nn.Module):
         for block in self.up:
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
         return self.out(h)                                           # (B, out_channels, H, W)
+
+    def features(self, x: torch.Tensor, t, cond=None, layers=None) -> dict:
+        """Named activations of one forward pass `self(x, t, cond)` (nets/features.py), in
+        forward order; `layers` picks some. With c_l = base_channels * channel_mult[l]:
+          "input"   input_conv: (B, base_channels, H, W)
+          "down.k"  encoder block self.down[k]: level l's ResBlocks give (B, c_l, H / 2**l,
+                    W / 2**l); the Downsample block closing level l < last halves that size
+          "mid"     the middle (Res, Attn, Res): (B, c_last, H / f, W / f), f = downsample_factor
+          "up.k"    decoder block self.up[k], levels from last to 0, num_res_blocks + 1 each:
+                    (B, c_l, H / 2**l, W / 2**l), except that the last block of a level l > 0
+                    ends with an Upsample, giving H / 2**(l - 1)
+          "out"     the output (B, out_channels, H, W)
+        E.g. unet_tiny on (B, 1, 16, 16): input (16, 16x16); down.0..4 (16, 16x16), (16, 8x8),
+        (32, 8x8), (32, 4x4), (32, 4x4); mid (32, 4x4); up.0..5 (32, 4x4), (32, 8x8),
+        (32, 8x8), (32, 16x16), (16, 16x16), (16, 16x16); out (1, 16x16).
+        """
+        taps = {"input": (self.input_conv, None),
+                **{f"down.{k}": (block, None) for k, block in enumerate(self.down)},
+                "mid": (self.middle, None),
+                **{f"up.{k}": (block, None) for k, block in enumerate(self.up)},
+                "out": (None, None)}
+        return record_features(taps, layers, lambda: self(x, t, cond))
 
 
 # ----------------------------------------------------------------------------- configs

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from . import viz
-from .metrics import sliced_wasserstein
-from .widgets import redraw
+from .. import plots
+from ...metrics import sliced_wasserstein
+from .basics import redraw
 
 
 def _density_grid(log_prob, lim: float, n: int = 100):
@@ -32,7 +32,7 @@ def _background(ax, dens, reference, lim):
     if dens is not None:
         ax.contourf(*dens, levels=12, cmap="Greys", alpha=0.6)
     if reference is not None:
-        viz.plot_points(ax, reference, None, lim=lim, color="0.75", s=1)
+        plots.plot_points(ax, reference, None, lim=lim, color="0.75", s=1)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
@@ -72,13 +72,13 @@ def solver_explorer(samplers: dict, log_prob=None, reference: torch.Tensor | Non
         xs, sw = trajectory()
         fig, ax = plt.subplots(1, 2, figsize=(8.5, 4.2))
         _background(ax[0], dens, None, lim)
-        viz.plot_trajectories(ax[0], xs, n=n_paths, color="C0", lw=0.8, alpha=0.7)
+        plots.plot_trajectories(ax[0], xs, n=n_paths, color="C0", lw=0.8, alpha=0.7)
         ax[0].scatter(xs[0, :n_paths, 0], xs[0, :n_paths, 1], s=6, color="k", zorder=3, label="start (noise)")
         ax[0].scatter(xs[-1, :n_paths, 0], xs[-1, :n_paths, 1], s=8, color="C3", zorder=3, label="end")
         ax[0].legend(loc="lower left", fontsize=7)
         ax[0].set_title(f"{solver.value}: {len(xs) - 1} steps", fontsize=10)
         _background(ax[1], dens, reference, lim)
-        viz.plot_points(ax[1], xs[-1], None, lim=lim, color="C3", s=2)
+        plots.plot_points(ax[1], xs[-1], None, lim=lim, color="C3", s=2)
         ax[1].set_title("samples" + (f" (sliced W to data: {sw:.3f})" if sw is not None else ""), fontsize=10)
         fig.tight_layout()
         return fig
@@ -124,12 +124,12 @@ def reflow_explorer(flows: dict, x1: torch.Tensor, sample_fn, straightness_fn=No
         xs, sw, S = cache[rnd.value, nsteps.value]
         fig, ax = plt.subplots(1, 2, figsize=(8.5, 4.2))
         _background(ax[0], dens, None, lim)
-        viz.plot_trajectories(ax[0], xs, n=n_paths, color="C0", lw=0.9, alpha=0.8)
+        plots.plot_trajectories(ax[0], xs, n=n_paths, color="C0", lw=0.9, alpha=0.8)
         ax[0].scatter(xs[0, :n_paths, 0], xs[0, :n_paths, 1], s=6, color="k", zorder=3)
         ax[0].scatter(xs[-1, :n_paths, 0], xs[-1, :n_paths, 1], s=8, color="C3", zorder=3)
         ax[0].set_title(f"{rnd.value}: paths" + (f" (straightness {S:.3f})" if S is not None else ""), fontsize=10)
         _background(ax[1], dens, reference, lim)
-        viz.plot_points(ax[1], xs[-1], None, lim=lim, color="C3", s=2)
+        plots.plot_points(ax[1], xs[-1], None, lim=lim, color="C3", s=2)
         ax[1].set_title(f"{nsteps.value}-step samples" + (f", sliced W {sw:.3f}" if sw is not None else ""),
                         fontsize=10)
         fig.tight_layout()
@@ -204,7 +204,7 @@ def guidance_explorer(sweep: dict, log_prob=None, lim: float = 3.0, w: float | N
         fig, ax = plt.subplots(1, ncol, figsize=(3.7 * ncol, 3.7))
         _background(ax[0], dens, None, lim)
         for c in classes:
-            viz.plot_points(ax[0], x[labels == c], None, lim=lim, color=f"C{c}", s=3, alpha=0.6, label=f"class {c}")
+            plots.plot_points(ax[0], x[labels == c], None, lim=lim, color=f"C{c}", s=3, alpha=0.6, label=f"class {c}")
         ax[0].legend(loc="lower left", fontsize=7, markerscale=3)
         ax[0].set_title(f"guided samples, w = {wv:g}", fontsize=10)
         axes = [ax[1], ax[1].twinx()] if len(names) > 1 else [ax[1]]
@@ -220,7 +220,7 @@ def guidance_explorer(sweep: dict, log_prob=None, lim: float = 3.0, w: float | N
         ax[2].set(xlabel="guidance scale w", ylim=(0, None))
         ax[2].set_title(f"diversity: per-class spread {row['spread']:.2f}", fontsize=9)
         if images is not None:
-            viz.show_image(ax[3], viz.image_grid(images[wv], nrow=nrow), f"images, w = {wv:g}")
+            plots.show_image(ax[3], plots.image_grid(images[wv], nrow=nrow), f"images, w = {wv:g}")
         fig.tight_layout()
         return fig
 

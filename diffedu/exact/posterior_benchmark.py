@@ -49,16 +49,13 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validate import check_choice, check_positive_int
-from ..gmm import GaussianMixture
+from .._validate import check_choice, check_nonneg, check_positive_int
+from .gmm import GaussianMixture
 from ..metrics import sliced_wasserstein
 from ..schedules import NoiseSchedule, linear_schedule
-from .ddrm import ddrm
-from .diffpir import diffpir
-from .dps import _check_nonneg, dps
-from .operators import Dense
-from .pnp import pnp_hqs
-from .repaint import repaint
+from ..inverse.operators import Dense
+from ..inverse.pnp import pnp_hqs
+from ..inverse.posterior import ddrm, diffpir, dps, repaint
 
 __all__ = ["GMMProblem", "make_prior", "make_problem", "sample_mixture", "unit_cov_denoiser", "gaussian_denoiser",
            "SAMPLERS", "DEFAULTS", "run_sampler", "run_benchmark", "format_table"]
@@ -107,7 +104,7 @@ def make_problem(d: int = 8, d_y: int = 1, seed: int = 0, sigma_y: float | None 
     H = U @ torch.diag(s) @ Vh[:d_y]
     if sigma_y is None:
         sigma_y = float(torch.rand(1, generator=g, dtype=torch.float64)) * float(s.max())
-    sigma_y = _check_nonneg("sigma_y", sigma_y)
+    sigma_y = check_nonneg("sigma_y", sigma_y)
     if sigma_y == 0:
         raise ValueError("sigma_y must be > 0 for the exact posterior (a noiseless y makes it singular)")
     x_true = sample_mixture(prior, 1, g).double()
@@ -126,8 +123,7 @@ def unit_cov_denoiser(prior: GaussianMixture, schedule: NoiseSchedule):
     logw, means = prior.weights.log(), prior.means
 
     def D(x: torch.Tensor, t) -> torch.Tensor:
-        t = torch.as_tensor(t).reshape(-1)
-        ab = float(schedule.alpha_bar[schedule.index_of(t[:1].cpu())][0])
+        ab = float(schedule.alpha_bar_of(torch.as_tensor(t).reshape(-1)[:1])[0])   # rows share one t
         return _unit_cov_x0(x, ab, logw.to(x), means.to(x))
     return D
 
@@ -201,9 +197,9 @@ def run_sampler(name: str, problem: GMMProblem, n_samples: int = 1000, generator
     if name == "DPS":
         return dps(y, op, D, schedule, generator=g, **opts)
     if name == "DDRM":
-        return ddrm(y, op, D, schedule, sy, generator=g, **opts)
+        return ddrm(y, op, D, schedule, sigma_y=sy, generator=g, **opts)
     if name == "DiffPIR":
-        return diffpir(y, op, D, schedule, sy, generator=g, **opts)
+        return diffpir(y, op, D, schedule, sigma_y=sy, generator=g, **opts)
     if name == "RePaint":
         noise_aware = opts.pop("noise_aware")
         return repaint(y, op, D, schedule, sigma_y=sy if noise_aware else 0.0, generator=g, **opts)
@@ -211,7 +207,7 @@ def run_sampler(name: str, problem: GMMProblem, n_samples: int = 1000, generator
     sig = torch.logspace(math.log10(opts["sigma_max"]), math.log10(max(sy, 1e-3)), opts["iters"],
                          dtype=torch.float64)
     x_init = sample_mixture(problem.prior, n_samples, g)
-    return pnp_hqs(y, op, gaussian_denoiser(problem.prior), sig, opts["lam"], sigma_y=sy, x_init=x_init)
+    return pnp_hqs(y, op, gaussian_denoiser(problem.prior), sigma_y=sy, sigmas=sig, lam=opts["lam"], x_init=x_init)
 
 
 def run_benchmark(samplers=None, d: int = 8, d_y: int = 1, n_samples: int = 1000, seeds=(0,),

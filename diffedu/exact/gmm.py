@@ -15,7 +15,8 @@ import math
 
 import torch
 
-from ._validate import check_tensor
+from .._validate import check_schedule, check_tensor
+from ..denoiser import Denoiser, t_batch
 
 
 class GaussianMixture:
@@ -128,16 +129,10 @@ class GaussianMixture:
         x0_k = self.means[:, None] + ab ** 0.5 * prec_diff @ self.covs  # (K, N, D); Sigma symmetric
         return (r.T[:, :, None] * x0_k).sum(0).to(x.dtype).to(x.device)
 
-    def as_denoiser(self, schedule) -> "callable":
-        """The exact denoiser D(x_t, t) for the original timesteps t of `schedule`, usable by
-        every sampler (all rows of a batch must share one t, as samplers call it)."""
-        def D(x, t):
-            t = torch.as_tensor(t).reshape(-1)
-            if (t != t[0]).any():
-                return torch.cat([D(x[j:j + 1], t[j]) for j in range(len(x))])
-            ab = float(schedule.alpha_bar[schedule.index_of(t[:1].cpu())][0])
-            return self.denoiser(x, ab)
-        return D
+    def as_denoiser(self, schedule) -> "GMMDenoiser":
+        """The exact denoiser D(x_t, t) for the original timesteps t of `schedule` (the
+        diffedu.denoiser contract), exact at every continuous level too."""
+        return GMMDenoiser(self, schedule)
 
     # -- conditioning --------------------------------------------------------------------
     def condition(self, label: int) -> "GaussianMixture":
@@ -174,3 +169,28 @@ class GaussianMixture:
         z = torch.linalg.solve_triangular(L, resid[:, :, None], upper=False)[..., 0]
         logw = torch.log(self.weights) - 0.5 * (z ** 2).sum(1) - torch.log(torch.diagonal(L, dim1=1, dim2=2)).sum(1)
         return GaussianMixture(torch.softmax(logw, 0), means, covs, self.labels)
+
+
+class GMMDenoiser(Denoiser):
+    """The exact E[x_0 | x_t] of a Gaussian mixture as a denoiser (diffedu.denoiser contract):
+    x0_eps(x_t (B, D), t) at the schedule's timesteps (rows may have different t), and
+    `at_level` exact at any alpha_bar (no interpolation between entries)."""
+
+    def __init__(self, gmm: GaussianMixture, schedule):
+        self.gmm, self.schedule = gmm, check_schedule(schedule)
+
+    def x0_eps(self, x: torch.Tensor, t, cond=None, alpha_bar=None):
+        t = t_batch(t, x)
+        if alpha_bar is not None and not isinstance(alpha_bar, torch.Tensor):
+            return self.at_level(x, float(alpha_bar))
+        x0 = torch.empty_like(x)
+        for tv in torch.unique(t):
+            rows = (t == tv).nonzero()[:, 0]
+            x0[rows] = self.gmm.denoiser(x[rows], float(self.schedule.alpha_bar_of(tv)))
+        ab = self.schedule.alpha_bar_of(t, x)
+        return x0, (x - ab.sqrt() * x0) / (1 - ab).sqrt()
+
+    def at_level(self, x: torch.Tensor, alpha_bar: float, cond=None, interpolate: bool = True):
+        ab = float(alpha_bar)
+        x0 = self.gmm.denoiser(x, ab)
+        return x0, (x - ab ** 0.5 * x0) / (1 - ab) ** 0.5

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from . import viz
-from .image_metrics import psnr
+from .. import plots
+from ...metrics import psnr
 
 
 def _upsample(y, like):
@@ -31,7 +31,7 @@ def _panel(ax, img, title):
     """imshow an image (C, H, W) in [-1, 1] on ax; returns the artist to update later."""
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
-    return ax.imshow(viz.to_image(img), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    return ax.imshow(plots.to_image(img), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
 
 
 def operator_explorer(x: torch.Tensor, operators: dict, sigmas=None, tikhonov_lam=None, seed: int = 0,
@@ -47,7 +47,7 @@ def operator_explorer(x: torch.Tensor, operators: dict, sigmas=None, tikhonov_la
     """
     import ipywidgets as W
     import matplotlib.pyplot as plt
-    from .inverse.classical import tikhonov
+    from ...inverse.classical import tikhonov
 
     if x.ndim != 4 or len(x) != 1:
         raise ValueError(f"x must be one image (1, C, H, W), got shape {tuple(x.shape)}")
@@ -74,7 +74,7 @@ def operator_explorer(x: torch.Tensor, operators: dict, sigmas=None, tikhonov_la
                 y = Ax + s * noise[name]
                 if hasattr(op, "mask"):                 # inpainting observes nothing in the holes
                     y = op.A(y)
-                xp, xt = op.A_dagger(y).clamp(-1, 1), tikhonov(y, op, lam_of(s)).clamp(-1, 1)
+                xp, xt = op.A_dagger(y).clamp(-1, 1), tikhonov(y, op, lam=lam_of(s)).clamp(-1, 1)
                 res[s] = (_upsample(y[0], x[0]), xp[0], xt[0], psnr(xp, x).item(), psnr(xt, x).item())
             cache[name] = res
         return cache[name]
@@ -96,7 +96,7 @@ def operator_explorer(x: torch.Tensor, operators: dict, sigmas=None, tikhonov_la
         y, xp, xt, p_pinv, p_tik = compute(name)[s]
         titles = (f"y = A x + {s:g} n", f"A^+ y: {p_pinv:.1f} dB", f"Tikhonov (lam={lam_of(s):.2g}): {p_tik:.1f} dB")
         for art, img, title in zip(arts, (y, xp, xt), titles):
-            art.set_data(viz.to_image(img))
+            art.set_data(plots.to_image(img))
             art.axes.set_title(title, fontsize=9)
         suptitle.set_text(name)
         return fig
@@ -160,8 +160,8 @@ def pnp_player(x_true: torch.Tensor, y_show: torch.Tensor, traces: dict, index: 
         tr = traces[run.value]
         k = min(step.value, len(tr) - 1)
         d = tr[k]
-        art_x.set_data(viz.to_image(d["x"][index].clamp(-1, 1)))
-        art_z.set_data(viz.to_image(d["z"][index].clamp(-1, 1)))
+        art_x.set_data(plots.to_image(d["x"][index].clamp(-1, 1)))
+        art_z.set_data(plots.to_image(d["z"][index].clamp(-1, 1)))
         art_x.axes.set_title(f"x_{k + 1} (data step)", fontsize=9)
         art_z.axes.set_title(f"z_{k + 1} (denoiser, sigma={d['sigma']:.3f})", fontsize=9)
         if shown.get("run") != run.value:                 # the curves change only with the run

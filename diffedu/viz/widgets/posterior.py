@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import torch
 
-from . import viz
-from .image_metrics import psnr
-from .inverse.repaint import repaint_schedule
-from .widgets import redraw
+from .. import plots
+from ...metrics import psnr
+from ...inverse.posterior import repaint_schedule
+from .basics import redraw
 
 
 def _check_points(name, x):
@@ -50,7 +50,7 @@ def dps_zeta_explorer(samples: dict, log_prob, modes: torch.Tensor | None = None
     """
     import ipywidgets as W
     import matplotlib.pyplot as plt
-    from .metrics import sliced_wasserstein
+    from ...metrics import sliced_wasserstein
 
     if not samples:
         raise ValueError("samples must be a non-empty dict {zeta: (N, 2) tensor}")
@@ -159,10 +159,10 @@ def repaint_explorer(run_fn, n_steps: int, jump_lengths, jump_n_samples, x_true:
         levels = plot_repaint_schedule(ax0, n_steps, jl, jn)
         calls = sum(b < a for a, b in zip(levels[:-1], levels[1:]))
         ax0.set_title(f"schedule: {calls} denoiser calls", fontsize=10)
-        viz.show_image(fig.add_subplot(gs[2]), y_show[0].clamp(-1, 1), "measured")
+        plots.show_image(fig.add_subplot(gs[2]), y_show[0].clamp(-1, 1), "measured")
         for k in range(S):
-            viz.show_image(fig.add_subplot(gs[3 + k]), x[k], f"{p[k].item():.1f} dB")
-        viz.show_image(fig.add_subplot(gs[3 + S]), x_true[0], "truth")
+            plots.show_image(fig.add_subplot(gs[3 + k]), x[k], f"{p[k].item():.1f} dB")
+        plots.show_image(fig.add_subplot(gs[3 + S]), x_true[0], "truth")
         fig.suptitle(f"RePaint, jump length {jl}, jump count {jn}", fontsize=10)
         fig.tight_layout()
         return fig

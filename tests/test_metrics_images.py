@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from diffedu.image_metrics import psnr, ssim
+from diffedu.metrics import psnr, ssim
 
 
 def _gen(seed=0):

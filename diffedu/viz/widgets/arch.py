@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from . import viz
-from .nets.dit import patchify
-from .widgets import redraw
+from .. import plots
+from ...nets.dit import patchify
+from .basics import redraw
 
 
 def _check_image(image):
@@ -44,7 +44,7 @@ def patch_viewer(image: torch.Tensor, patch_sizes=(1, 2, 4, 8), p: int = 4):
         q = slider.value
         tok = tokens[q]
         fig, ax = plt.subplots(1, 2, figsize=(8.5, 3.8), gridspec_kw=dict(width_ratios=[1, 1.3]))
-        viz.show_image(ax[0], image.clamp(-1, 1), f"{H}x{Wd} image, p = {q}: T = {tok.shape[0]} tokens")
+        plots.show_image(ax[0], image.clamp(-1, 1), f"{H}x{Wd} image, p = {q}: T = {tok.shape[0]} tokens")
         for k in range(0, H + 1, q):
             ax[0].axhline(k - 0.5, color="C3", lw=0.8)
         for k in range(0, Wd + 1, q):
@@ -107,7 +107,7 @@ def attention_viewer(maps, image: torch.Tensor, num_context: int, grid_size: int
         ax[1].bar(range(L), row[:L].numpy(), color="C1")
         ax[1].set(xticks=range(L), title=f"on context: {row[:L].sum():.2f}", ylim=(0, max(1e-3, row.max().item())))
         ax[1].set_xticklabels(names, rotation=45, fontsize=8)
-        viz.show_image(ax[2], image.clamp(-1, 1))
+        plots.show_image(ax[2], image.clamp(-1, 1))
         heat = row[L:].reshape(grid_size, grid_size)
         ax[2].imshow(heat.numpy(), cmap="inferno", alpha=0.6, extent=(-0.5, H - 0.5, H - 0.5, -0.5),
                      interpolation="nearest")

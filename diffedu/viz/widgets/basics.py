@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import torch
 
-from . import viz
-from .forward import q_sample
-from .samplers import ddim, ddpm
-from .schedules import get_schedule
+from .. import plots
+from ...forward import q_sample
+from ...samplers import ddim, ddpm
+from ...schedules import get_schedule
 
 
 def redraw(out, draw):
@@ -37,7 +37,7 @@ def forward_explorer(points: torch.Tensor | None = None, image: torch.Tensor | N
     image (C, H, W) side by side, with alpha_bar_t marked on the schedule curve."""
     import ipywidgets as W
     import matplotlib.pyplot as plt
-    from .data.toy import moons
+    from ...data.toy import moons
     points = moons(1500, seed) if points is None else points
     image = default_image() if image is None else image
     g = torch.Generator().manual_seed(seed)
@@ -51,8 +51,8 @@ def forward_explorer(points: torch.Tensor | None = None, image: torch.Tensor | N
         s, i = schedules[dropdown.value], slider.value
         ab = s.alpha_bar[i].item()
         fig, ax = plt.subplots(1, 3, figsize=(10, 3.3))
-        viz.plot_points(ax[0], q_sample(points, i, s, eps=eps_p), f"points, t = {i}", lim=3.5)
-        viz.show_image(ax[1], q_sample(image[None], i, s, eps=eps_i[None])[0].clamp(-1, 1), f"image, t = {i}")
+        plots.plot_points(ax[0], q_sample(points, i, s, eps=eps_p), f"points, t = {i}", lim=3.5)
+        plots.show_image(ax[1], q_sample(image[None], i, s, eps=eps_i[None])[0].clamp(-1, 1), f"image, t = {i}")
         u = s.t_continuous.numpy()
         ax[2].plot(u, s.alpha_bar.numpy(), color="C0")
         ax[2].axvline(u[i], color="C3")
@@ -95,13 +95,13 @@ def trajectory_player(denoiser, schedule, x_T: torch.Tensor, reference: torch.Te
         xs, x0s, k = cache["xs"], cache["x0s"], step.value
         fig, ax = plt.subplots(1, 2, figsize=(8, 4))
         if reference is not None:
-            viz.plot_points(ax[0], reference, color="0.8", lim=lim)
-        viz.plot_trajectories(ax[0], xs[: k + 1], n=25)
-        viz.plot_points(ax[0], xs[k], f"x after {k} of {len(xs) - 1} steps", lim=lim)
+            plots.plot_points(ax[0], reference, color="0.8", lim=lim)
+        plots.plot_trajectories(ax[0], xs[: k + 1], n=25)
+        plots.plot_points(ax[0], xs[k], f"x after {k} of {len(xs) - 1} steps", lim=lim)
         if k > 0:
-            viz.plot_points(ax[1], x0s[k - 1], r"denoiser's $\hat x_0$ at this step", lim=lim, color="C1")
+            plots.plot_points(ax[1], x0s[k - 1], r"denoiser's $\hat x_0$ at this step", lim=lim, color="C1")
         else:
-            viz.plot_points(ax[1], xs[0], "start: pure noise", lim=lim, color="C1")
+            plots.plot_points(ax[1], xs[0], "start: pure noise", lim=lim, color="C1")
         fig.tight_layout()
         return fig
 
@@ -143,9 +143,9 @@ def denoiser_comparison(exact, learned, points: torch.Tensor, schedule, lim: flo
         i = min(grid, key=lambda j: abs(j - slider.value))
         xt, ex, le = cache[i]
         fig, ax = plt.subplots(1, 2, figsize=(8, 4))
-        viz.plot_points(ax[0], xt, f"x_t at t = {i}", lim=lim, color="0.6")
-        viz.plot_points(ax[0], ex, None, lim=lim, color="C0", label="exact E[x0|xt]")
-        viz.plot_points(ax[0], le, None, lim=lim, color="C3", label="learned")
+        plots.plot_points(ax[0], xt, f"x_t at t = {i}", lim=lim, color="0.6")
+        plots.plot_points(ax[0], ex, None, lim=lim, color="C0", label="exact E[x0|xt]")
+        plots.plot_points(ax[0], le, None, lim=lim, color="C3", label="learned")
         ax[0].legend(loc="lower left", fontsize=8)
         mse = [((cache[j][1] - cache[j][2]) ** 2).sum(1).mean().item() for j in grid]
         ax[1].semilogy(grid, mse)

@@ -22,18 +22,26 @@ amplified by 1 / s_j for a general A). With `sigma_y > 0` and an SVD operator, t
 offers a noise-aware variant (not in the paper; DDRM's eta_b = 1 rule): coordinate j of
 V^T x is replaced by ybar_j + sqrt(sigma_p^2 - sigma_y^2 / s_j^2) z (VE variable, sigma_p =
 sqrt((1 - ab_prev) / ab_prev)) only while sigma_p >= sigma_y / s_j, and left to the model below.
+
+Why RePaint has its own loop: its denoising step (the denoiser, then `repaint_step`) has the
+form of a diffedu.samplers.reverse_loop step, step(x, i, t, ab_t, ab_prev, z), and with
+jump_n_sample = 1 reverse_loop over it gives `repaint` exactly (tested). But reverse_loop
+runs a schedule in one pass down to x_0, its last step going to ab_prev = 1 without noise,
+while the time-travel schedule stops each descent at a jump level, re-noises and descends
+again. So `repaint` walks `repaint_schedule`'s levels itself, calling that step and
+recording the same Trace (one trajectory entry per denoising step), with reverse_loop's
+noise draws (z, then the known part's noise, none at the last step).
 """
 from __future__ import annotations
 
 import torch
 
-from .._validate import check_positive_int
-from ..samplers import ddpm_step
-from ..schedules import NoiseSchedule
+from ..._validate import check_nonneg, check_positive_int
+from ...samplers import Trace, ddpm_step
+from ...schedules import NoiseSchedule
+from ..operators import LinearOperator
+from .common import randn, setup
 from .ddrm import spectral_measurement
-from .dps import _check_nonneg, _check_operator, _randn, _setup, _timesteps
-from ..samplers import Trace as _Trace
-from .operators import LinearOperator
 
 __all__ = ["repaint", "repaint_step", "repaint_schedule"]
 
@@ -91,47 +99,50 @@ def _project(operator, x):
     return operator.A_dagger(operator.A(x))
 
 
-def repaint(y: torch.Tensor, operator: LinearOperator, denoiser, schedule: NoiseSchedule,
+def repaint(y: torch.Tensor, operator: LinearOperator, denoiser, schedule: NoiseSchedule, *,
             steps: int | None = 50, jump_length: int = 10, jump_n_sample: int = 10,
             sigma_y: float = 0.0, x_T: torch.Tensor | None = None, generator: torch.Generator | None = None,
             return_trajectory: bool = False, callback=None):
     """RePaint (Lugmayr et al. 2022, Algorithm 1 with the time-travel schedule).
 
     y: (B, *out_shape), e.g. masked images for Inpainting; operator: any linear operator (the
-    known part is P = A^+ A, a mask for Inpainting); denoiser: D(x_t, t) -> x0_hat for the
-    original timesteps of `schedule`; steps: respace the schedule (the paper uses 250 with
-    jump_length = jump_n_sample = 10; cost ~ steps * jump_n_sample denoiser calls).
-    sigma_y: 0 (the paper: y taken as noiseless) or the noise std of y, which needs an SVD
-    operator and makes the replacement noise-aware (see the module doc).
+    known part is P = A^+ A, a mask for Inpainting); denoiser: a Denoiser or a plain callable
+    D(x_t, t) -> x0_hat for the original timesteps of `schedule`; steps: respace the schedule
+    (the paper uses 250 with jump_length = jump_n_sample = 10; cost ~ steps * jump_n_sample
+    denoiser calls). sigma_y: 0 (the paper: y taken as noiseless) or the noise std of y, which
+    needs an SVD operator and makes the replacement noise-aware (see the module doc).
     Returns x_0: (B, *in_shape) (its known part equals A^+ y exactly), or (x_0, xs, x0_hats)
     over the denoising steps with return_trajectory; callback as diffedu.samplers.
     """
-    _check_operator(operator, linear=True, who="RePaint")
-    if not callable(denoiser):
-        raise TypeError(f"denoiser must be callable as D(x_t, t), got {type(denoiser).__name__}")
-    sigma_y = _check_nonneg("sigma_y", sigma_y)
+    sigma_y = check_nonneg("sigma_y", sigma_y)
+    for name, v in (("jump_length", jump_length), ("jump_n_sample", jump_n_sample)):
+        check_positive_int(name, v)
+    y, D, schedule, x = setup(y, operator, denoiser, schedule, steps, x_T, generator, linear=True,
+                              who="RePaint")
     if sigma_y > 0 and not operator.has_svd:
         raise ValueError(f"noise-aware RePaint (sigma_y > 0) needs an operator with an SVD; "
                          f"{type(operator).__name__} has none: pass sigma_y=0 to treat y as noiseless")
-    y, schedule, x = _setup(y, operator, schedule, steps, x_T, generator)
     spectral = spectral_measurement(y, operator) if sigma_y > 0 else None
     levels = repaint_schedule(len(schedule), jump_length, jump_n_sample)
     x_y = operator.A_dagger(y)
+
+    def step(x, i, t, ab_t, ab_prev, z):            # a reverse_loop step (module doc)
+        with torch.no_grad():
+            x0 = D.x0_eps(x, t, alpha_bar=ab_t)[0]
+        noise_known = None if z is None else randn(x.shape, x, generator)   # drawn after z
+        return repaint_step(x, x0, ab_t, ab_prev, x_y, operator, z, noise_known, sigma_y, spectral), x0, {}
+
     ab = schedule.alpha_bar.tolist()
-    ab_at = lambda level: ab[level] if level >= 0 else 1.0
-    trace = _Trace(x, return_trajectory, callback)
+    ab_at = lambda level: ab[level] if level >= 0 else 1.0                    # noqa: E731
+    trace = Trace(x, return_trajectory, callback)
     for cur, nxt in zip(levels[:-1], levels[1:]):
         if nxt < cur:                                                # denoise: level cur -> cur - 1
-            t = _timesteps(schedule, cur, x)
-            with torch.no_grad():
-                x0 = denoiser(x, t)
-            last = nxt < 0
-            noise = None if last else _randn(x.shape, x, generator)
-            noise_known = None if last else _randn(x.shape, x, generator)
-            x = repaint_step(x, x0, ab_at(cur), ab_at(nxt), x_y, operator, noise, noise_known,
-                             sigma_y, spectral)
-            trace(x, x0, cur, t=int(schedule.timesteps[cur]))
+            t_i = int(schedule.timesteps[cur])
+            t = torch.full((len(x),), t_i, dtype=torch.long, device=x.device)
+            z = None if nxt < 0 else randn(x.shape, x, generator)   # as reverse_loop: none at the end
+            x, x0, info = step(x, cur, t, ab_at(cur), ab_at(nxt), z)
+            trace(x, x0, cur, t=t_i, **info)
         else:                                                        # jump back: level cur -> cur + 1
             a = ab_at(nxt) / ab_at(cur)
-            x = a ** 0.5 * x + (1 - a) ** 0.5 * _randn(x.shape, x, generator)
+            x = a ** 0.5 * x + (1 - a) ** 0.5 * randn(x.shape, x, generator)
     return trace.result(x)

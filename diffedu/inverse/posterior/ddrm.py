@@ -27,11 +27,11 @@ import math
 
 import torch
 
-from ..samplers import x0_and_eps
-from ..schedules import NoiseSchedule
-from .dps import _check_nonneg, _check_operator, _randn, _setup, _timesteps
-from ..samplers import Trace as _Trace
-from .operators import LinearOperator
+from ..._validate import check_nonneg
+from ...samplers import reverse_loop
+from ...schedules import NoiseSchedule
+from ..operators import LinearOperator
+from .common import setup
 
 __all__ = ["ddrm", "ddrm_step", "spectral_measurement"]
 
@@ -81,42 +81,41 @@ def ddrm_step(xt: torch.Tensor, x0_hat: torch.Tensor, eps_hat: torch.Tensor, ab_
     return ab_prev ** 0.5 * operator.V(x_p)
 
 
-def ddrm(y: torch.Tensor, operator: LinearOperator, denoiser, schedule: NoiseSchedule, sigma_y: float,
+def ddrm(y: torch.Tensor, operator: LinearOperator, denoiser, schedule: NoiseSchedule, *, sigma_y: float,
          steps: int | None = 20, eta: float = 0.85, eta_b: float = 1.0, x_T: torch.Tensor | None = None,
          generator: torch.Generator | None = None, return_trajectory: bool = False, callback=None):
     """DDRM (Kawar et al. 2022, eq. 7-8) for y = H x + sigma_y n with an operator that has an
-    SVD (Dense, Inpainting, SuperResolution, Blur).
+    SVD (Dense, Inpainting, SuperResolution, Blur): `ddrm_step` plugged into
+    diffedu.samplers.reverse_loop.
 
-    y: (B, *out_shape); denoiser: D(x_t, t) -> x0_hat for the original timesteps of
-    `schedule`; sigma_y >= 0: the measurement noise std; steps: respace the schedule (the
-    paper uses 20); eta, eta_b in [0, 1] (paper: 0.85, 1). x_T: (B, *in_shape) start; by
-    default drawn from eq. 7 (the measurement plus noise) with `generator`. Returns x_0:
-    (B, *in_shape), or (x_0, xs, x0_hats) with return_trajectory; callback as diffedu.samplers.
+    y: (B, *out_shape); denoiser: a Denoiser or a plain callable D(x_t, t) -> x0_hat for the
+    original timesteps of `schedule`; sigma_y >= 0: the measurement noise std; steps: respace
+    the schedule (the paper uses 20); eta, eta_b in [0, 1] (paper: 0.85, 1). x_T: (B, *in_shape)
+    start; by default drawn from eq. 7 (the measurement plus noise) with `generator`. Returns
+    x_0: (B, *in_shape), or (x_0, xs, x0_hats) with return_trajectory; callback as
+    diffedu.samplers.
     """
-    _check_operator(operator, svd=True, who="DDRM")
-    sigma_y = _check_nonneg("sigma_y", sigma_y)
-    eta, eta_b = _check_nonneg("eta", eta, upper=1.0), _check_nonneg("eta_b", eta_b, upper=1.0)
-    if not callable(denoiser):
-        raise TypeError(f"denoiser must be callable as D(x_t, t), got {type(denoiser).__name__}")
+    sigma_y = check_nonneg("sigma_y", sigma_y)
+    eta, eta_b = check_nonneg("eta", eta, upper=1.0), check_nonneg("eta_b", eta_b, upper=1.0)
     given = x_T is not None
-    y, schedule, x = _setup(y, operator, schedule, steps, x_T, generator)
+    y, D, schedule, x = setup(y, operator, denoiser, schedule, steps, x_T, generator, svd=True, who="DDRM")
     ybar, s, measured = spectral_measurement(y, operator)
-    ab = schedule.alpha_bar.tolist()
     if not given:       # eq. 7: x_T | y, in the VE variable, then scaled to VP
-        sig_T = ((1 - ab[-1]) / ab[-1]) ** 0.5
+        ab_T = schedule.alpha_bar[-1].item()
+        sig_T = ((1 - ab_T) / ab_T) ** 0.5
         var_y = (sigma_y / torch.where(measured, s, torch.ones_like(s))) ** 2
         use_y = measured & (var_y <= sig_T ** 2)
         z = operator.V_T(x)                                          # N(0, I) in spectral coords
         xbar = torch.where(use_y, ybar + (sig_T ** 2 - var_y).clamp_min(0).sqrt() * z, sig_T * z)
-        x = ab[-1] ** 0.5 * operator.V(xbar)
-    trace = _Trace(x, return_trajectory, callback)
-    for i in reversed(range(len(schedule))):
-        t = _timesteps(schedule, i, x)
-        ab_prev = ab[i - 1] if i > 0 else 1.0
+        x = ab_T ** 0.5 * operator.V(xbar)
+
+    def step(x, i, t, ab_t, ab_prev, z):
         with torch.no_grad():
-            x0, eps = x0_and_eps(denoiser, x, t, ab[i])
-        noise = _randn(ybar.shape, x, generator) if i > 0 else None
-        x = ddrm_step(x, x0.detach(), eps.detach(), ab[i], ab_prev, ybar, s, measured, sigma_y,
-                      operator, eta, eta_b, noise)
-        trace(x, x0, i, t=int(schedule.timesteps[i]))
-    return trace.result(x)
+            x0, eps = D.x0_eps(x, t, alpha_bar=ab_t)
+        # reverse_loop's z: (B, *in_shape) holds B * n numbers, n = len(s) = prod(in_shape)
+        noise = None if z is None else z.reshape(len(x), -1)        # (B, n) spectral noise
+        x_prev = ddrm_step(x, x0.detach(), eps.detach(), ab_t, ab_prev, ybar, s, measured, sigma_y,
+                           operator, eta, eta_b, noise)
+        return x_prev, x0, {}
+    return reverse_loop(step, x, schedule, generator=generator, return_trajectory=return_trajectory,
+                        callback=callback)
