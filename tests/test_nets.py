@@ -427,3 +427,15 @@ def test_registries_and_sizes():
     assert counts["unet_tiny"] < counts["unet_small"] < counts["unet_base"]
     assert counts["dit_tiny"] < 0.5e6 and counts["dit_mini"] < 2.5e6
     assert set(dit.DIT_MODELS) >= {"DiT-XL/2", "DiT-S/8", "dit_tiny", "dit_mini"}
+
+
+@pytest.mark.parametrize("name", ["unet_class", "dit_adaln_zero", "mmdit_class"])
+def test_an_int_label_means_the_same_label_for_every_row(name):
+    """Nets take the label forms the guidance functions take: an int or a (B,) tensor."""
+    build, _ = MODELS[name]
+    torch.manual_seed(0)
+    model = _perturb(build(16).eval())
+    x, t = _inputs(1, 16)
+    torch.testing.assert_close(model(x, t, 4), model(x, t, torch.full((len(x),), 4)))
+    with pytest.raises(TypeError, match="cond must be an int or a LongTensor"):
+        model(x, t, 4.0)

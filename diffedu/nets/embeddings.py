@@ -82,17 +82,20 @@ def as_timesteps(t, batch_size: int, device=None) -> torch.Tensor:
 def as_labels(y, batch_size: int, num_classes: int, allow_null: bool, device=None) -> torch.Tensor:
     """Check class labels for a class-conditional network and return them as a (B,) long tensor.
 
-    y: (B,) integer tensor with values in [0, num_classes), or exactly `num_classes` (the
-    "null" label used by classifier-free guidance) when `allow_null`. `None` means "no
-    label": it becomes the null label when one exists, else an error.
+    y: an int (one label for the whole batch, as the guidance functions accept) or a (B,)
+    integer tensor, with values in [0, num_classes), or exactly `num_classes` (the "null" label
+    used by classifier-free guidance) when `allow_null`. `None` means "no label": it becomes the
+    null label when one exists, else an error.
     """
     if y is None:
         if not allow_null:
             raise ValueError("cond (class labels) is required: this network has no null class "
                              "(build it with class_dropout_prob > 0 for classifier-free guidance)")
         return torch.full((batch_size,), num_classes, dtype=torch.long, device=device)
+    if isinstance(y, int) and not isinstance(y, bool):
+        y = torch.full((batch_size,), y, dtype=torch.long)
     if not isinstance(y, torch.Tensor):
-        raise TypeError(f"cond must be a LongTensor of class labels, shape (B,), got {type(y).__name__}")
+        raise TypeError(f"cond must be an int or a LongTensor of class labels, shape (B,), got {type(y).__name__}")
     if y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
         raise TypeError(f"cond must be an integer tensor of class labels, got dtype {y.dtype}")
     if y.ndim != 1 or y.shape[0] != batch_size:
