@@ -1,8 +1,13 @@
-"""Exercises of chapter 06: the pieces of a Diffusion Transformer (patchify, adaLN modulate,
-the sinusoidal timestep embedding, an adaLN-Zero residual branch)."""
-from __future__ import annotations
+"""Exercises of chapter 06: reasoning about a Diffusion Transformer rather than retyping it.
 
-import math
+  dit_size            predict the token and parameter counts of a DiT from its sizes
+                      (and see that the patch size changes the tokens, hardly the parameters)
+  adaln_zero_at_init  what a fresh adaLN-Zero branch x + gate * f computes, and which
+                      gradients its first backward pass carries (why it starts as the identity)
+  attention_baseline  the shares uniform attention gives in MMDiT's joint attention: the
+                      baseline any measured attention share must be read against
+"""
+from __future__ import annotations
 
 import torch
 
@@ -13,66 +18,94 @@ def _rand(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
 
 
+def _num(v):
+    return torch.tensor(float(v), dtype=torch.float64)
+
+
 # -- reference solutions (kept short: they are what `solution` prints) --------------------
-def patchify(x, p):
-    """(B, C, H, W) -> (B, T, p * p * C), T = (H / p) * (W / p), row-major patches, each
-    patch's pixels in (row, column, channel) order."""
-    B, C, H, W = x.shape
-    x = x.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 3, 5, 1)   # (B, H/p, W/p, p, p, C)
-    return x.reshape(B, (H // p) * (W // p), p * p * C)
+def dit_size(image_size, channels, patch_size, hidden_size, depth, num_classes):
+    """(T, P): tokens and learned parameters of `dit.DiT` with adaLN-Zero, mlp_ratio 4, 256
+    sinusoidal features of t, a null-label row and out_channels = channels (learn_sigma=False).
+    The fixed sin-cos pos_embed is not learned, so not counted."""
+    H, C, p, D = image_size, channels, patch_size, hidden_size
+    T = (H // p) ** 2                                   # one token per p x p patch
+    patch_embed = p * p * C * D + D                     # a linear map R^(p^2 C) -> R^D, per token
+    t_embed = (256 * D + D) + (D * D + D)               # MLP 256 -> D -> D on the sinusoids of t
+    y_embed = (num_classes + 1) * D                     # label table, plus the null label of CFG
+    block = ((3 * D * D + 3 * D) + (D * D + D)          # attention: qkv, output projection
+             + (D * 4 * D + 4 * D) + (4 * D * D + D)    # MLP: D -> 4D -> D
+             + (D * 6 * D + 6 * D))                     # adaLN: 6 vectors (shift, scale, gate x 2) from c
+    final = (D * 2 * D + 2 * D) + (D * p * p * C + p * p * C)   # adaLN (shift, scale), linear to pixels
+    return _num(T), _num(patch_embed + t_embed + y_embed + depth * block + final)
 
 
-def modulate(x, shift, scale):
-    """x: (B, T, D); shift, scale: (B, D) -> (B, T, D), the same affine map for every token."""
-    return x * (1 + scale[:, None]) + shift[:, None]
+def adaln_zero_at_init(x, f, g):
+    """A fresh adaLN-Zero branch out = x + gate * f with gate = 0 (its regressor is zeroed).
+    x: block input, f: the branch's output f(modulate(LN(x))), g = dL/d(out); all (B, T, D).
+    Returns out, dL/dx, dL/dgate (B, D) and dL/df."""
+    gate = torch.zeros(x.shape[0], x.shape[2], dtype=x.dtype)
+    out = x + gate[:, None] * f                          # = x: the block is the identity
+    grad_x = g                                           # d out / dx = I + gate * df/dx = I
+    grad_gate = (g * f).sum(1)                           # the gate sees the branch: it learns first
+    grad_f = gate[:, None] * g                           # = 0: no gradient reaches the branch's weights yet
+    return out, grad_x, grad_gate, grad_f
 
 
-def timestep_embedding(t, dim):
-    """t: (B,) -> (B, dim): [cos(t * f_i), sin(t * f_i)], f_i = 10000 ** (-i / (dim / 2))."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float64) / half)
-    args = t[:, None] * freqs[None]
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-
-
-def adaln_zero_residual(x, branch_out, gate):
-    """One gated residual update of adaLN-Zero: x + gate * f(x); gate: (B, D)."""
-    return x + gate[:, None] * branch_out
+def attention_baseline(L, T):
+    """Joint attention over [L context tokens; T image tokens], every query spreading its
+    weight uniformly over the L + T keys: (share an image query gives the context, share a
+    context query gives the image)."""
+    return _num(L / (L + T)), _num(T / (L + T))
 
 
 EXERCISES = [
-    Exercise("patchify", "06", "cut images (B, C, H, W) into a sequence of flattened p x p patches",
-             patchify,
-             lambda: [{"x": _rand(2, C, H, H, seed=k), "p": p}
-                      for k, (C, H, p) in enumerate([(1, 8, 2), (3, 8, 4), (2, 6, 3)])],
-             "reshape to (B, C, H/p, p, W/p, p), move the axes to (B, H/p, W/p, p, p, C), then flatten "
-             "the first two grid axes into T and the last three into p*p*C."),
-    Exercise("modulate", "06", "the adaptive-LayerNorm shift and scale, one per sample, shared by all tokens",
-             modulate,
-             lambda: [{"x": _rand(3, 5, 4, seed=k), "shift": _rand(3, 4, seed=10 + k), "scale": _rand(3, 4, seed=20 + k)}
-                      for k in range(3)],
-             "x * (1 + scale) + shift, with shift and scale broadcast over the token axis: unsqueeze(1)."),
-    Exercise("timestep_embedding", "06", "the sinusoidal embedding of DiT/ADM (cosines first, then sines)",
-             timestep_embedding,
-             lambda: [{"t": torch.tensor(ts, dtype=torch.float64), "dim": d}
-                      for ts, d in [([50.0], 8), ([0.0, 1.0, 999.0], 16), ([3.5, 700.0], 6)]],
-             "half = dim // 2 frequencies f_i = exp(-ln(10000) * i / half), i = 0..half-1; "
-             "concatenate cos(t f) and sin(t f) along the last axis."),
-    Exercise("adaln_zero_residual", "06", "the gated residual update x + gate * f(x) of an adaLN-Zero block",
-             adaln_zero_residual,
-             lambda: [{"x": _rand(2, 6, 4, seed=k), "branch_out": _rand(2, 6, 4, seed=30 + k),
-                       "gate": _rand(2, 4, seed=40 + k) * (k > 0)} for k in range(3)],
-             "the gate has one value per sample and channel: broadcast it over the tokens. "
-             "With gate = 0 (adaLN-Zero at initialization) the block is the identity."),
+    Exercise("dit_size", "06",
+             "predict the tokens T and learned parameters of a DiT (adaLN-Zero) from its sizes, as (T, params)",
+             dit_size,
+             lambda: [dict(image_size=H, channels=C, patch_size=p, hidden_size=D, depth=n, num_classes=k)
+                      for H, C, p, D, n, k in [(16, 1, 2, 64, 4, 10), (16, 1, 4, 64, 4, 10), (32, 1, 4, 128, 6, 10),
+                                               (32, 4, 2, 1152, 28, 1000), (32, 4, 8, 1152, 28, 1000)]],
+             "T = (H / p)^2. Go module by module (print(dit.dit_tiny()) lists them) and count each Linear "
+             "as in * out + out; the stride-p patch convolution is a Linear on a flattened patch. The "
+             "LayerNorms of adaLN blocks have no parameters of their own, and the label table has one row "
+             "more than there are classes."),
+    Exercise("adaln_zero_at_init", "06",
+             "a fresh adaLN-Zero branch x + gate * f: its output and the gradients dL/dx, dL/dgate, dL/df at init",
+             adaln_zero_at_init,
+             lambda: [{"x": _rand(B, T, D, seed=k), "f": _rand(B, T, D, seed=10 + k), "g": _rand(B, T, D, seed=20 + k)}
+                      for k, (B, T, D) in enumerate([(2, 5, 4), (3, 7, 6), (1, 64, 8)])],
+             "At initialization the zeroed regressor gives gate = 0 for every sample and channel. Differentiate "
+             "out = x + gate * f by each of x, gate (summing over the tokens, which share one gate) and f."),
+    Exercise("attention_baseline", "06",
+             "the attention shares uniform attention gives over [L context; T image] tokens, as (image->context, context->image)",
+             attention_baseline,
+             lambda: [{"L": L, "T": T} for L, T in [(4, 64), (1, 16), (77, 4096), (2, 2)]],
+             "With uniform attention each of the L + T keys gets weight 1 / (L + T), whoever asks."),
 ]
 
 
 def _self_check():
     """The references agree with the package (the exercises cannot drift from diffedu)."""
-    from ..nets import dit, embeddings
-    x = _rand(2, 3, 8, 8)
-    torch.testing.assert_close(patchify(x, 4), dit.patchify(x, 4))
-    a, s, b = _rand(2, 5, 4), _rand(2, 4, seed=1), _rand(2, 4, seed=2)
-    torch.testing.assert_close(modulate(a, b, s), dit.modulate(a, b, s))
-    t = torch.tensor([0.0, 50.0, 999.0], dtype=torch.float64)
-    torch.testing.assert_close(timestep_embedding(t, 8).float(), embeddings.timestep_embedding(t, 8))
+    from ..nets import dit
+    for H, C, p, D, n, k in [(16, 1, 2, 64, 4, 10), (16, 2, 4, 32, 2, 3), (12, 3, 3, 48, 1, 5)]:
+        m = dit.DiT(input_size=H, patch_size=p, in_channels=C, hidden_size=D, depth=n, num_heads=4, num_classes=k)
+        T, P = dit_size(H, C, p, D, n, k)
+        assert T == m.x_embedder.num_patches, (T, m.x_embedder.num_patches)
+        assert P == sum(q.numel() for q in m.parameters() if q.requires_grad), (H, C, p, D, n, k)
+    # A fresh adaLN-Zero block, by autograd: out = x, dL/dx = g, no gradient to the attention and MLP
+    # weights, and the attention gate's bias gets sum over (B, T) of g * attn(LN(x)).
+    torch.manual_seed(0)
+    blk = dit.dit_tiny().blocks[0].double()
+    D = blk.attn.proj.out_features
+    x = _rand(2, 6, D, seed=1).requires_grad_(True)
+    c, g = _rand(2, D, seed=2), _rand(2, 6, D, seed=3)
+    out = blk(x, c)
+    (out * g).sum().backward()
+    with torch.no_grad():
+        f_attn = blk.attn(blk.norm1(x))                  # modulate(LN(x), 0, 0) = LN(x)
+    ref = adaln_zero_at_init(x.detach(), f_attn, g)
+    torch.testing.assert_close(out, ref[0], rtol=0, atol=0)
+    torch.testing.assert_close(x.grad, ref[1])
+    torch.testing.assert_close(blk.adaLN_modulation[-1].bias.grad[2 * D:3 * D], ref[2].sum(0))
+    for q in (*blk.attn.parameters(), *blk.mlp.parameters()):
+        assert q.grad is None or q.grad.abs().max() == 0
