@@ -22,15 +22,18 @@ def test_reference_passes_and_a_wrong_answer_fails(name, capsys):
 
 
 def test_messages_for_common_mistakes(capsys):
-    assert not ex.check("q_sample", lambda x0, alpha_bar, eps: alpha_bar * x0 + (1 - alpha_bar) * eps)
+    # chapter 01-02 exercises (diffedu/exercises/ddpm.py) as the examples
+    assert not ex.check("elbo_weight", lambda ab_t, ab_prev: (ab_prev - ab_t) / (ab_t * (1 - ab_prev)))
     assert "max error" in capsys.readouterr().out
-    assert not ex.check("q_sample", lambda x0, alpha_bar, eps: x0[:, 0])
+    assert not ex.check("elbo_weight", lambda ab_t, ab_prev: (ab_prev - ab_t)[:1])
     assert "output shape" in capsys.readouterr().out
-    assert not ex.check("q_sample", lambda x0, alpha_bar, eps: undefined_name)  # noqa: F821
+    assert not ex.check("elbo_weight", lambda ab_t, ab_prev: undefined_name)  # noqa: F821
     assert "raised NameError" in capsys.readouterr().out
+    assert not ex.check("alpha_bar_sigma_from_log_snr", lambda lam: lam.sigmoid())
+    assert "expected 2 outputs, got 1" in capsys.readouterr().out
     with pytest.raises(ValueError, match="unknown exercise 'ddim'"):
         ex.check("ddim", print)
     with pytest.raises(TypeError, match="pass your function itself"):
-        ex.check("q_sample", 3)
-    assert "cumprod" in ex.hint("alpha_bar_from_betas")
-    assert "def ddim_step" in ex.solution("ddim_step")
+        ex.check("elbo_weight", 3)
+    assert "logit" in ex.hint("sigmoid_half_signal")
+    assert "def ddim_eta1_is_ddpm" in ex.solution("ddim_eta1_is_ddpm")
