@@ -1,8 +1,10 @@
-"""ipywidgets dashboards: one shared re-draw helper (`redraw`) and one module per group of
+"""ipywidgets dashboards, one module per group of
 chapters: `basics` (01-03: forward process, trajectories, denoisers), `flow` (04-05: solvers,
 reflow, guidance), `arch` (06: patches, attention), `inverse` (07-08: operators, PnP),
-`posterior` (09: DPS, RePaint, the GMM benchmark). Every expensive computation happens once,
-before the widget is shown; a slider move only re-draws."""
-from .basics import default_image, denoiser_comparison, forward_explorer, redraw, trajectory_player
+`posterior` (09: DPS, RePaint, the GMM benchmark). All of them are built by one helper,
+`core.dashboard(controls, draw)`: controls above one Output, re-drawn on each move. Every
+expensive computation happens once, before the widget is shown; a slider move only re-draws."""
+from .basics import default_image, denoiser_comparison, forward_explorer, trajectory_player
+from .core import dashboard, redraw
 
-__all__ = ["redraw", "default_image", "forward_explorer", "trajectory_player", "denoiser_comparison"]
+__all__ = ["dashboard", "redraw", "default_image", "forward_explorer", "trajectory_player", "denoiser_comparison"]

@@ -14,31 +14,25 @@ from __future__ import annotations
 import torch
 
 from .. import plots
+from ..._validate import check_choice
 from ...nets.dit import patchify
-from .basics import redraw
-
-
-def _check_image(image):
-    if not isinstance(image, torch.Tensor) or image.ndim != 3:
-        raise ValueError(f"image must be a (C, H, W) tensor, got {getattr(image, 'shape', type(image).__name__)}")
-    return image
+from .core import check_image, check_int, check_options, dashboard, int_slider, selection
 
 
 def patch_viewer(image: torch.Tensor, patch_sizes=(1, 2, 4, 8), p: int = 4):
     """image: (C, H, W) in [-1, 1]. A slider over `patch_sizes` (each must divide H and W)
     shows the patch grid, T and the patchified token matrix (T, p * p * C)."""
-    import ipywidgets as W
     import matplotlib.pyplot as plt
-    image = _check_image(image)
+    image = check_image("image", image)
     C, H, Wd = image.shape
-    bad = [q for q in patch_sizes if H % q or Wd % q]
+    patch_sizes = check_options("patch_sizes", patch_sizes)
+    bad = [q for q in patch_sizes if not isinstance(q, int) or q < 1 or H % q or Wd % q]
     if bad:
-        raise ValueError(f"patch sizes {bad} do not divide the image size {H}x{Wd}")
-    if p not in patch_sizes:
-        raise ValueError(f"p={p} must be one of patch_sizes={tuple(patch_sizes)}")
+        raise ValueError(f"patch_sizes must be positive ints that divide the image size {H}x{Wd}; "
+                         f"patch sizes {bad} do not divide the image size")
+    check_choice("p", p, patch_sizes)
     tokens = {q: patchify(image[None], q)[0] for q in patch_sizes}     # (T, q*q*C), precomputed
-    slider = W.SelectionSlider(options=list(patch_sizes), value=p, description="patch p", continuous_update=True)
-    out = W.Output()
+    slider = selection(patch_sizes, p, continuous=True)
 
     def draw():
         q = slider.value
@@ -60,11 +54,7 @@ def patch_viewer(image: torch.Tensor, patch_sizes=(1, 2, 4, 8), p: int = 4):
         fig.tight_layout()
         return fig
 
-    slider.observe(lambda _: redraw(out, draw), names="value")
-    redraw(out, draw)
-    box = W.VBox([slider, out])
-    box.slider, box.out, box.draw = slider, out, draw
-    return box
+    return dashboard({"patch p": slider}, draw, slider=slider)
 
 
 def attention_viewer(maps, image: torch.Tensor, num_context: int, grid_size: int, patch_size: int,
@@ -77,20 +67,31 @@ def attention_viewer(maps, image: torch.Tensor, num_context: int, grid_size: int
     between its four blocks (context->context, context->image / image->context,
     image->image). Middle: the query's weights on the L context tokens. Right: its weights on
     the T image tokens, drawn over the image's patch grid."""
-    import ipywidgets as W
     import matplotlib.pyplot as plt
-    image = _check_image(image)
+    image = check_image("image", image)
+    if isinstance(maps, torch.Tensor) or not isinstance(maps, (list, tuple)) or not maps:
+        raise TypeError(f"maps must be a non-empty list (one per block) of (heads, L + T, L + T) attention "
+                        f"weights, got {type(maps).__name__}{' (empty)' if isinstance(maps, (list, tuple)) else ''}")
     maps = [torch.as_tensor(m).float() for m in maps]
-    L, T = num_context, grid_size ** 2
+    L = check_int("num_context", num_context, 0, 10 ** 6)
+    T = check_int("grid_size", grid_size, 1, 10 ** 4) ** 2
+    check_int("patch_size", patch_size, 1, 10 ** 4)
+    if image.shape[-2:] != (grid_size * patch_size,) * 2:
+        raise ValueError(f"image must be (C, grid_size * patch_size, grid_size * patch_size) = "
+                         f"(C, {grid_size * patch_size}, {grid_size * patch_size}), got shape {tuple(image.shape)}")
     for b, m in enumerate(maps):
-        if m.ndim != 3 or m.shape[1:] != (L + T, L + T):
-            raise ValueError(f"maps[{b}] must have shape (heads, {L + T}, {L + T}), got {tuple(m.shape)}")
+        if m.ndim != 3 or m.shape[1:] != (L + T, L + T) or m.shape[0] != maps[0].shape[0]:
+            raise ValueError(f"maps[{b}] must have shape (heads, {L + T}, {L + T}) = (heads, L + T, L + T) with "
+                             f"the same heads for every block, got {tuple(m.shape)}")
     names = list(context_names) if context_names is not None else [f"c{i}" for i in range(L)]
+    if len(names) != L:
+        raise ValueError(f"context_names must name the num_context = {L} context tokens, got {len(names)} names")
     heads = maps[0].shape[0]
-    s_block = W.IntSlider(value=block, min=0, max=len(maps) - 1, description="block")
-    s_head = W.IntSlider(value=head, min=0, max=heads - 1, description="head")
-    s_query = W.IntSlider(value=L + T // 2 if query is None else query, min=0, max=L + T - 1, description="query")
-    out = W.Output()
+    check_int("block", block, 0, len(maps) - 1)
+    check_int("head", head, 0, heads - 1)
+    query = L + T // 2 if query is None else check_int("query", query, 0, L + T - 1)
+    s_block, s_head = int_slider(block, 0, len(maps) - 1, True), int_slider(head, 0, heads - 1, True)
+    s_query = int_slider(query, 0, L + T - 1, True)
     H = image.shape[-1]
 
     def draw():
@@ -120,9 +121,4 @@ def attention_viewer(maps, image: torch.Tensor, num_context: int, grid_size: int
         fig.tight_layout()
         return fig
 
-    for s in (s_block, s_head, s_query):
-        s.observe(lambda _: redraw(out, draw), names="value")
-    redraw(out, draw)
-    box = W.VBox([W.HBox([s_block, s_head, s_query]), out])
-    box.sliders, box.out, box.draw = (s_block, s_head, s_query), out, draw
-    return box
+    return dashboard({"block": s_block, "head": s_head, "query": s_query}, draw, sliders=(s_block, s_head, s_query))

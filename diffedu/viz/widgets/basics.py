@@ -8,25 +8,21 @@ from __future__ import annotations
 import torch
 
 from .. import plots
+from ..._validate import check_callable, check_positive_int, check_schedule
 from ...forward import q_sample
 from ...samplers import ddim, ddpm
 from ...schedules import get_schedule
+from .core import check_image, check_int, check_points, dashboard, dropdown, float_slider, int_slider, redraw
 
+__all__ = ["redraw", "default_image", "forward_explorer", "trajectory_player", "denoiser_comparison"]
 
-def redraw(out, draw):
-    """Re-draw the figure that `draw()` returns into the ipywidgets Output `out`."""
-    import matplotlib.pyplot as plt
-    from IPython.display import display
-    with out:
-        out.clear_output(wait=True)
-        fig = draw()
-        display(fig)
-        plt.close(fig)
+_DENOISER = "denoiser(x_t, t) -> x0_hat"
 
 
 def default_image(size: int = 64) -> torch.Tensor:
     """scikit-image's bundled 'camera' photo, (1, size, size) in [-1, 1]."""
     from skimage import data, transform
+    check_positive_int("size", size)
     img = transform.resize(data.camera().astype("float32") / 255.0, (size, size), anti_aliasing=True)
     return torch.from_numpy(img).float()[None] * 2 - 1
 
@@ -35,20 +31,20 @@ def forward_explorer(points: torch.Tensor | None = None, image: torch.Tensor | N
                      seed: int = 0, t: int = 100):
     """Slider over t and a schedule dropdown; shows q(x_t | x_0) for 2D points (N, 2) and an
     image (C, H, W) side by side, with alpha_bar_t marked on the schedule curve."""
-    import ipywidgets as W
     import matplotlib.pyplot as plt
     from ...data.toy import moons
-    points = moons(1500, seed) if points is None else points
-    image = default_image() if image is None else image
+    check_int("T", T, 2, 100_000)
+    check_int("t", t, 0, T - 1)
+    check_int("seed", seed, 0, 2 ** 63 - 1)
+    points = moons(1500, seed) if points is None else check_points("points", points)
+    image = default_image() if image is None else check_image("image", image)
     g = torch.Generator().manual_seed(seed)
     eps_p, eps_i = torch.randn(points.shape, generator=g), torch.randn(image.shape, generator=g)   # fixed noise: only t moves
     schedules = {name: get_schedule(name, T) for name in ("linear", "cosine", "sigmoid")}
-    slider = W.IntSlider(value=t, min=0, max=T - 1, step=1, description="t", continuous_update=False)
-    dropdown = W.Dropdown(options=list(schedules), value="linear", description="schedule")
-    out = W.Output()
+    slider, schedule = int_slider(t, 0, T - 1), dropdown(schedules, "linear")
 
     def draw():
-        s, i = schedules[dropdown.value], slider.value
+        s, i = schedules[schedule.value], slider.value
         ab = s.alpha_bar[i].item()
         fig, ax = plt.subplots(1, 3, figsize=(10, 3.3))
         plots.plot_points(ax[0], q_sample(points, i, s, eps=eps_p), f"points, t = {i}", lim=3.5)
@@ -60,26 +56,26 @@ def forward_explorer(points: torch.Tensor | None = None, image: torch.Tensor | N
         fig.tight_layout()
         return fig
 
-    for w in (slider, dropdown):
-        w.observe(lambda _: redraw(out, draw), names="value")
-    redraw(out, draw)
-    box = W.VBox([W.HBox([slider, dropdown]), out])
-    box.slider, box.dropdown, box.out, box.draw = slider, dropdown, out, draw      # handles for tests
-    return box
+    return dashboard({"t": slider, "schedule": schedule}, draw, slider=slider, dropdown=schedule)
 
 
 def trajectory_player(denoiser, schedule, x_T: torch.Tensor, reference: torch.Tensor | None = None,
                       steps: int = 50, seed: int = 0, lim: float = 3.0):
     """Replay reverse trajectories of 2D points x_T: (N, 2): a slider over sampling steps,
     sampler (DDIM/DDPM), eta and step count. Trajectories are computed when a sampler control
-    changes and cached; the step slider only re-draws."""
-    import ipywidgets as W
+    changes and cached; the step slider only re-draws. denoiser: denoiser(x_t, t) -> x0_hat;
+    reference: optional (M, 2) data points drawn in grey."""
     import matplotlib.pyplot as plt
-    sampler = W.Dropdown(options=["ddim", "ddpm"], value="ddim", description="sampler")
-    eta = W.FloatSlider(value=0.0, min=0.0, max=1.0, step=0.1, description="eta", continuous_update=False)
-    nsteps = W.IntSlider(value=steps, min=2, max=min(200, len(schedule)), description="steps", continuous_update=False)
-    step = W.IntSlider(value=steps, min=0, max=steps, description="step", continuous_update=False)
-    out, cache = W.Output(), {}
+    check_callable("denoiser", denoiser, _DENOISER)
+    check_schedule(schedule)
+    check_points("x_T", x_T)
+    check_points("reference", reference, optional=True)
+    check_int("steps", steps, 2, min(200, len(schedule)))
+    sampler = dropdown(["ddim", "ddpm"], "ddim")
+    eta = float_slider(0.0, 0.0, 1.0, 0.1)
+    nsteps = int_slider(steps, 2, min(200, len(schedule)))
+    step = int_slider(steps, 0, steps)
+    cache = {}
 
     def run():
         g = torch.Generator().manual_seed(seed)
@@ -105,29 +101,27 @@ def trajectory_player(denoiser, schedule, x_T: torch.Tensor, reference: torch.Te
         fig.tight_layout()
         return fig
 
-    def on_sampler(_):
+    def on_sampler():
         eta.disabled = sampler.value == "ddpm"
         run()
-        redraw(out, draw)
 
-    for w in (sampler, eta, nsteps):
-        w.observe(on_sampler, names="value")
-    step.observe(lambda _: redraw(out, draw), names="value")
     run()
-    redraw(out, draw)
-    box = W.VBox([W.HBox([sampler, eta, nsteps]), step, out])
-    box.controls, box.out, box.cache = {"sampler": sampler, "eta": eta, "steps": nsteps, "step": step}, out, cache
-    return box
+    controls = {"sampler": sampler, "eta": eta, "steps": nsteps, "step": step}
+    return dashboard(controls, draw, rows=[["sampler", "eta", "steps"], ["step"]],
+                     before=dict.fromkeys(("sampler", "eta", "steps"), on_sampler), cache=cache)
 
 
 def denoiser_comparison(exact, learned, points: torch.Tensor, schedule, lim: float = 3.0, t: int = 300):
     """Slider over t: for x_t of the given clean points, arrows to the exact E[x_0 | x_t]
-    (exact(x, t)) and to the learned denoiser's estimate, with the mean squared gap."""
-    import ipywidgets as W
+    (exact(x, t)) and to the learned denoiser's estimate, with the mean squared gap.
+    exact, learned: denoiser(x_t, t) -> x0_hat; points: (N, 2) clean samples."""
     import matplotlib.pyplot as plt
+    check_callable("exact", exact, _DENOISER)
+    check_callable("learned", learned, _DENOISER)
+    check_points("points", points)
+    check_schedule(schedule)
     T = len(schedule)
-    slider = W.IntSlider(value=t, min=1, max=T - 1, step=1, description="t", continuous_update=False)
-    out = W.Output()
+    check_int("t", t, 1, T - 1)
     g = torch.Generator().manual_seed(0)
     eps = torch.randn(points.shape, generator=g)
     # precompute on a coarse grid of t so that moving the slider only re-draws
@@ -154,8 +148,5 @@ def denoiser_comparison(exact, learned, points: torch.Tensor, schedule, lim: flo
         fig.tight_layout()
         return fig
 
-    slider.observe(lambda _: redraw(out, draw), names="value")
-    redraw(out, draw)
-    box = W.VBox([slider, out])
-    box.slider, box.out, box.cache = slider, out, cache
-    return box
+    slider = int_slider(t, 1, T - 1)
+    return dashboard({"t": slider}, draw, slider=slider, cache=cache)

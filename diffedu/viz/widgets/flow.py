@@ -15,8 +15,11 @@ from __future__ import annotations
 import torch
 
 from .. import plots
+from ..._validate import check_callable, check_real
 from ...metrics import sliced_wasserstein
-from .basics import redraw
+from .core import check_dict, check_image, check_int, check_options, check_points, dashboard, dropdown, selection
+
+_LOG_PROB = "log_prob(x: (M, 2) float64) -> (M,)"
 
 
 def _density_grid(log_prob, lim: float, n: int = 100):
@@ -40,6 +43,35 @@ def _background(ax, dens, reference, lim):
     ax.set_yticks([])
 
 
+def _paths_figure(xs, dens, reference, lim, n_paths, left: str, right: str, legend: bool = False):
+    """Left: the first n_paths paths of xs: (S+1, B, 2) over the density, from noise (black) to
+    the end (red); right: all end points over the reference samples."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(1, 2, figsize=(8.5, 4.2))
+    _background(ax[0], dens, None, lim)
+    plots.plot_trajectories(ax[0], xs, n=n_paths, color="C0", lw=0.8, alpha=0.75)
+    ax[0].scatter(xs[0, :n_paths, 0], xs[0, :n_paths, 1], s=6, color="k", zorder=3, label="start (noise)")
+    ax[0].scatter(xs[-1, :n_paths, 0], xs[-1, :n_paths, 1], s=8, color="C3", zorder=3, label="end")
+    if legend:
+        ax[0].legend(loc="lower left", fontsize=7)
+    ax[0].set_title(left, fontsize=10)
+    _background(ax[1], dens, reference, lim)
+    plots.plot_points(ax[1], xs[-1], None, lim=lim, color="C3", s=2)
+    ax[1].set_title(right, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _check_common(log_prob, reference, lim, n_paths=None):
+    """The arguments the 2D dashboards share; None means not given."""
+    if log_prob is not None:
+        check_callable("log_prob", log_prob, _LOG_PROB)
+    check_points("reference", reference, optional=True)
+    check_real("lim", lim, lo=0, lo_open=True)
+    if n_paths is not None:
+        check_int("n_paths", n_paths, 1, 10 ** 9)
+
+
 def solver_explorer(samplers: dict, log_prob=None, reference: torch.Tensor | None = None, steps: int = 16,
                     step_options=(1, 2, 4, 8, 16, 32, 64, 128), n_paths: int = 40, lim: float = 3.0):
     """Pick a solver and a step count; see the trajectories over the density and the samples.
@@ -49,14 +81,13 @@ def solver_explorer(samplers: dict, log_prob=None, reference: torch.Tensor | Non
     log_prob: (M, 2) float64 -> (M,), drawn as the background density; reference: (N, 2)
     samples of the target, for the sliced Wasserstein distance in the title. Each (solver, steps)
     is run once and cached."""
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    if not samplers:
-        raise ValueError("samplers must be a non-empty dict {name: fn(steps) -> trajectory (S+1, B, 2)}")
-    step_options = sorted(set(int(s) for s in step_options) | {int(steps)})
-    solver = W.Dropdown(options=list(samplers), value=list(samplers)[0], description="solver")
-    nsteps = W.SelectionSlider(options=step_options, value=int(steps), description="steps", continuous_update=False)
-    out, cache = W.Output(), {}
+    samplers = check_dict("samplers", samplers, "{name: fn(steps) -> trajectory (S+1, B, 2)}",
+                          "fn(steps) -> trajectory (S+1, B, 2)")
+    _check_common(log_prob, reference, lim, n_paths)
+    check_int("steps", steps, 1, 10 ** 6)
+    step_options = sorted(set(int(s) for s in check_options("step_options", step_options)) | {int(steps)})
+    solver, nsteps = dropdown(samplers), selection(step_options, int(steps), continuous=False)
+    cache = {}
     dens = _density_grid(log_prob, lim) if log_prob is not None else None
 
     def trajectory():
@@ -70,25 +101,10 @@ def solver_explorer(samplers: dict, log_prob=None, reference: torch.Tensor | Non
 
     def draw():
         xs, sw = trajectory()
-        fig, ax = plt.subplots(1, 2, figsize=(8.5, 4.2))
-        _background(ax[0], dens, None, lim)
-        plots.plot_trajectories(ax[0], xs, n=n_paths, color="C0", lw=0.8, alpha=0.7)
-        ax[0].scatter(xs[0, :n_paths, 0], xs[0, :n_paths, 1], s=6, color="k", zorder=3, label="start (noise)")
-        ax[0].scatter(xs[-1, :n_paths, 0], xs[-1, :n_paths, 1], s=8, color="C3", zorder=3, label="end")
-        ax[0].legend(loc="lower left", fontsize=7)
-        ax[0].set_title(f"{solver.value}: {len(xs) - 1} steps", fontsize=10)
-        _background(ax[1], dens, reference, lim)
-        plots.plot_points(ax[1], xs[-1], None, lim=lim, color="C3", s=2)
-        ax[1].set_title("samples" + (f" (sliced W to data: {sw:.3f})" if sw is not None else ""), fontsize=10)
-        fig.tight_layout()
-        return fig
+        return _paths_figure(xs, dens, reference, lim, n_paths, f"{solver.value}: {len(xs) - 1} steps",
+                             "samples" + (f" (sliced W to data: {sw:.3f})" if sw is not None else ""), legend=True)
 
-    for w in (solver, nsteps):
-        w.observe(lambda _: redraw(out, draw), names="value")
-    redraw(out, draw)
-    box = W.VBox([W.HBox([solver, nsteps]), out])
-    box.controls, box.out, box.cache, box.draw = {"solver": solver, "steps": nsteps}, out, cache, draw
-    return box
+    return dashboard({"solver": solver, "steps": nsteps}, draw, cache=cache)
 
 
 def reflow_explorer(flows: dict, x1: torch.Tensor, sample_fn, straightness_fn=None, log_prob=None,
@@ -101,11 +117,14 @@ def reflow_explorer(flows: dict, x1: torch.Tensor, sample_fn, straightness_fn=No
     sample_fn(u, x1, steps) -> trajectory xs (S+1, B, 2) (e.g. flow.sample_flow with
     return_trajectory); straightness_fn(u, x1) -> float (e.g. flow.straightness). Everything is
     precomputed here (rounds x step options), so moving a slider only re-draws."""
-    import ipywidgets as W
-    import matplotlib.pyplot as plt
-    if not flows:
-        raise ValueError("flows must be a non-empty dict {round name: velocity_fn}")
-    names, step_options = list(flows), sorted(set(int(s) for s in step_options))
+    flows = check_dict("flows", flows, "{round name: velocity_fn u(x, tau)}", "u(x, tau) -> velocity like x")
+    check_points("x1", x1)
+    check_callable("sample_fn", sample_fn, "sample_fn(u, x1, steps) -> trajectory (S+1, B, 2)")
+    if straightness_fn is not None:
+        check_callable("straightness_fn", straightness_fn, "straightness_fn(u, x1) -> float")
+    _check_common(log_prob, reference, lim, n_paths)
+    names = list(flows)
+    step_options = sorted(set(int(s) for s in check_options("step_options", step_options)))
     cache = {}
     with torch.no_grad():
         for name, u in flows.items():
@@ -114,33 +133,17 @@ def reflow_explorer(flows: dict, x1: torch.Tensor, sample_fn, straightness_fn=No
                 xs = sample_fn(u, x1, n).detach().float().cpu()
                 sw = sliced_wasserstein(xs[-1], reference) if reference is not None else None
                 cache[name, n] = (xs, sw, S)
-    rnd = W.SelectionSlider(options=names, value=names[0], description="flow", continuous_update=False)
-    nsteps = W.SelectionSlider(options=step_options, value=step_options[-1], description="steps",
-                               continuous_update=False)
-    out = W.Output()
+    rnd = selection(names, names[0], continuous=False)
+    nsteps = selection(step_options, step_options[-1], continuous=False)
     dens = _density_grid(log_prob, lim) if log_prob is not None else None
 
     def draw():
         xs, sw, S = cache[rnd.value, nsteps.value]
-        fig, ax = plt.subplots(1, 2, figsize=(8.5, 4.2))
-        _background(ax[0], dens, None, lim)
-        plots.plot_trajectories(ax[0], xs, n=n_paths, color="C0", lw=0.9, alpha=0.8)
-        ax[0].scatter(xs[0, :n_paths, 0], xs[0, :n_paths, 1], s=6, color="k", zorder=3)
-        ax[0].scatter(xs[-1, :n_paths, 0], xs[-1, :n_paths, 1], s=8, color="C3", zorder=3)
-        ax[0].set_title(f"{rnd.value}: paths" + (f" (straightness {S:.3f})" if S is not None else ""), fontsize=10)
-        _background(ax[1], dens, reference, lim)
-        plots.plot_points(ax[1], xs[-1], None, lim=lim, color="C3", s=2)
-        ax[1].set_title(f"{nsteps.value}-step samples" + (f", sliced W {sw:.3f}" if sw is not None else ""),
-                        fontsize=10)
-        fig.tight_layout()
-        return fig
+        return _paths_figure(xs, dens, reference, lim, n_paths,
+                             f"{rnd.value}: paths" + (f" (straightness {S:.3f})" if S is not None else ""),
+                             f"{nsteps.value}-step samples" + (f", sliced W {sw:.3f}" if sw is not None else ""))
 
-    for w in (rnd, nsteps):
-        w.observe(lambda _: redraw(out, draw), names="value")
-    redraw(out, draw)
-    box = W.VBox([W.HBox([rnd, nsteps]), out])
-    box.controls, box.out, box.cache, box.draw = {"flow": rnd, "steps": nsteps}, out, cache, draw
-    return box
+    return dashboard({"flow": rnd, "steps": nsteps}, draw, cache=cache)
 
 
 def _spread(x: torch.Tensor) -> float:
@@ -156,15 +159,30 @@ def guidance_sweep(sample_fn, ws, labels: torch.Tensor, metrics: dict | None = N
     accuracy of a classifier or the mean log p(x | y) of the requested class. Diversity is always
     measured: 'spread', the per-class sqrt(trace Cov), averaged over classes.
     Returns {'ws', 'samples': {w: (N, D)}, 'labels', 'metrics' (names), 'rows': [{'w', 'spread', <metrics>}]}."""
-    labels = torch.as_tensor(labels).long()
+    check_callable("sample_fn", sample_fn, "sample_fn(w) -> samples (N, D)")
+    ws = check_options("ws", ws)
+    try:
+        labels = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"labels must be integer class labels (N,) (a tensor or a list of ints), "
+                        f"got {type(labels).__name__}") from None
+    if labels.ndim != 1 or not len(labels) or (labels.is_floating_point() and not torch.equal(labels, labels.round())):
+        raise ValueError(f"labels must be integer class labels of shape (N,) with N >= 1, "
+                         f"got shape {tuple(labels.shape)}, dtype {labels.dtype}")
+    labels = labels.long()
     classes = torch.unique(labels).tolist()
-    metrics = dict(metrics or {})
+    metrics = {} if metrics is None else check_dict("metrics", metrics, "{name: fn(x, labels) -> float}",
+                                                    "fn(x (N, D) float64, labels (N,)) -> float")
     samples, rows = {}, []
     for w in ws:
         with torch.no_grad():
-            x = sample_fn(float(w)).detach().float().cpu()
-        if x.shape[0] != len(labels):
-            raise ValueError(f"sample_fn({w}) returned {x.shape[0]} samples, but labels has {len(labels)}")
+            x = sample_fn(float(w))
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"sample_fn({w}) must return a tensor of samples (N, D), got {type(x).__name__}")
+        if x.ndim != 2 or x.shape[0] != len(labels):
+            raise ValueError(f"sample_fn({w}) must return samples (N, D) with N = len(labels) = {len(labels)}, "
+                             f"got shape {tuple(x.shape)}")
+        x = x.detach().float().cpu()
         samples[float(w)] = x
         row = {"w": float(w), "spread": sum(_spread(x[labels == c]) for c in classes) / len(classes)}
         for name, fn in metrics.items():
@@ -181,19 +199,27 @@ def guidance_explorer(sweep: dict, log_prob=None, lim: float = 3.0, w: float | N
     two; the first on the left axis, the second on a right axis) and the diversity (spread)
     against w. images: optional {w: (B, C, H, W)} generated at the same scales, shown as a grid
     (fourth panel)."""
-    import ipywidgets as W
     import matplotlib.pyplot as plt
+    _check_common(log_prob, None, lim)
+    sweep = check_dict("sweep", sweep, "as returned by guidance_sweep")
+    missing = sorted({"ws", "samples", "labels", "rows"} - set(sweep))
+    if missing:
+        raise ValueError(f"sweep must be the dict guidance_sweep returns; it lacks {missing}")
     ws, rows, labels = sweep["ws"], sweep["rows"], sweep["labels"]
-    names = list(sweep.get("metrics", [])[:2] if show is None else show)
+    names = list(sweep.get("metrics", [])[:2] if show is None else [show] if isinstance(show, str) else show)
     if len(names) > 2 or any(n not in sweep.get("metrics", []) for n in names):
         raise ValueError(f"show must name at most two of the sweep's metrics {sweep.get('metrics', [])}, got {names}")
     w = ws[min(range(len(ws)), key=lambda k: abs(ws[k] - 1.0))] if w is None else float(w)
     if w not in ws:
         raise ValueError(f"w must be one of the swept scales {ws}, got {w}")
-    if images is not None and set(images) != set(ws):
-        raise ValueError(f"images must have one batch per swept scale {ws}, got keys {sorted(images)}")
-    slider = W.SelectionSlider(options=ws, value=w, description="w", continuous_update=True)
-    out = W.Output()
+    if images is not None:
+        images = check_dict("images", images, "{w: images (B, C, H, W)}")
+        if set(images) != set(ws):
+            raise ValueError(f"images must have one batch per swept scale {ws}, got keys {sorted(images)}")
+        for k, v in images.items():
+            check_image(f"images[{k}]", v, batched=True)
+    check_int("nrow", nrow, 1, 10 ** 6)
+    slider = selection(ws, w, continuous=True)
     dens = _density_grid(log_prob, lim) if log_prob is not None else None
     classes = torch.unique(labels).tolist()
 
@@ -224,8 +250,4 @@ def guidance_explorer(sweep: dict, log_prob=None, lim: float = 3.0, w: float | N
         fig.tight_layout()
         return fig
 
-    slider.observe(lambda _: redraw(out, draw), names="value")
-    redraw(out, draw)
-    box = W.VBox([slider, out])
-    box.controls, box.out, box.cache, box.draw = {"w": slider}, out, sweep, draw
-    return box
+    return dashboard({"w": slider}, draw, cache=sweep)

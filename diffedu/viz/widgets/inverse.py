@@ -1,14 +1,18 @@
 """Dashboards for the inverse-problem chapters (07 classical, 08 plug-and-play).
 
-Same pattern as `widgets.py`: everything expensive is computed once (or once per operator,
-the first time it is chosen) and cached, so moving a slider only re-draws a figure.
+Built with `core.dashboard`: everything expensive is computed once (or once per operator,
+the first time it is chosen) and cached, so moving a slider only re-draws. Both widgets build
+one persistent figure and `draw()` updates its artists in place (no new axes or layout per
+move, which is what keeps an image move fast).
 """
 from __future__ import annotations
 
 import torch
 
 from .. import plots
+from ..._validate import check_callable, check_choice, check_real
 from ...metrics import psnr
+from .core import check_dict, check_image, check_int, check_options, dashboard, dropdown, int_slider, selection
 
 
 def _upsample(y, like):
@@ -16,15 +20,6 @@ def _upsample(y, like):
     if y.shape[-2:] != like.shape[-2:]:
         y = torch.nn.functional.interpolate(y[None].float(), size=like.shape[-2:], mode="nearest")[0]
     return y.clamp(-1, 1)
-
-
-def _show(out, fig):
-    """Re-display a persistent figure (built once, its artists updated in place: no new axes
-    or layout per move, which is what keeps a move fast)."""
-    from IPython.display import display
-    with out:
-        out.clear_output(wait=True)
-        display(fig)
 
 
 def _panel(ax, img, title):
@@ -45,19 +40,29 @@ def operator_explorer(x: torch.Tensor, operators: dict, sigmas=None, tikhonov_la
     sigma moves. Results are computed for every slider value when an operator is first
     chosen and cached; a move only updates the images and titles of one persistent figure.
     """
-    import ipywidgets as W
     import matplotlib.pyplot as plt
     from ...inverse.classical import tikhonov
+    from ...inverse.operators import LinearOperator
 
-    if x.ndim != 4 or len(x) != 1:
-        raise ValueError(f"x must be one image (1, C, H, W), got shape {tuple(x.shape)}")
-    if not operators:
-        raise ValueError("operators must be a non-empty dict {name: LinearOperator}")
-    sigmas = [round(0.01 * k, 2) for k in range(21)] if sigmas is None else list(sigmas)
+    check_image("x", x, one=True)
+    operators = check_dict("operators", operators, "{name: LinearOperator}")
+    for k, op in operators.items():
+        if not isinstance(op, LinearOperator):
+            raise TypeError(f"operators[{k!r}] must be a diffedu.inverse LinearOperator (e.g. Blur, Inpainting), "
+                            f"got {type(op).__name__}")
+        if op.in_shape is not None and tuple(op.in_shape) != tuple(x.shape[1:]):
+            raise ValueError(f"operators[{k!r}] acts on images {tuple(op.in_shape)}, but x is one image "
+                             f"{tuple(x.shape[1:])}")
+    sigmas = [round(0.01 * k, 2) for k in range(21)] if sigmas is None else check_options("sigmas", sigmas)
+    for i, s in enumerate(sigmas):
+        check_real(f"sigmas[{i}]", s, lo=0)
+    if tikhonov_lam is not None:
+        check_callable("tikhonov_lam", tikhonov_lam, "tikhonov_lam(sigma) -> lam > 0")
     lam_of = tikhonov_lam or (lambda s: 25 * max(s * s, 1e-4))
     names = list(operators)
-    if operator is not None and operator not in operators:
-        raise ValueError(f"unknown operator {operator!r}; choose one of {names}")
+    if operator is not None:
+        check_choice("operator", operator, names)
+    check_real("sigma", sigma, lo=0)
     g = torch.Generator().manual_seed(seed)
     x = x.double()
     noise = {k: torch.randn((1,) + tuple(op.out_shape), generator=g, dtype=torch.float64)
@@ -79,12 +84,9 @@ def operator_explorer(x: torch.Tensor, operators: dict, sigmas=None, tikhonov_la
             cache[name] = res
         return cache[name]
 
-    dropdown = W.Dropdown(options=names, value=operator or names[0], description="operator")
-    slider = W.SelectionSlider(options=sigmas, value=min(sigmas, key=lambda v: abs(v - sigma)),
-                               description="sigma_y", continuous_update=True)
-    out = W.Output()
+    menu, slider = dropdown(names, operator), selection(sigmas, sigma, continuous=True)
     fig, ax = plt.subplots(1, 4, figsize=(10, 2.9))
-    y0, xp0, xt0, _, _ = compute(dropdown.value)[slider.value]
+    y0, xp0, xt0, _, _ = compute(menu.value)[slider.value]
     _panel(ax[0], x[0], "x (truth)")
     arts = [_panel(a, img, "") for a, img in zip(ax[1:], (y0, xp0, xt0))]
     suptitle = fig.suptitle("", fontsize=10)
@@ -92,7 +94,7 @@ def operator_explorer(x: torch.Tensor, operators: dict, sigmas=None, tikhonov_la
     plt.close(fig)                      # shown through `out` only
 
     def draw():
-        name, s = dropdown.value, slider.value
+        name, s = menu.value, slider.value
         y, xp, xt, p_pinv, p_tik = compute(name)[s]
         titles = (f"y = A x + {s:g} n", f"A^+ y: {p_pinv:.1f} dB", f"Tikhonov (lam={lam_of(s):.2g}): {p_tik:.1f} dB")
         for art, img, title in zip(arts, (y, xp, xt), titles):
@@ -101,16 +103,7 @@ def operator_explorer(x: torch.Tensor, operators: dict, sigmas=None, tikhonov_la
         suptitle.set_text(name)
         return fig
 
-    def update(_):
-        draw()
-        _show(out, fig)
-
-    for w in (dropdown, slider):
-        w.observe(update, names="value")
-    update(None)
-    box = W.VBox([W.HBox([dropdown, slider]), out])
-    box.dropdown, box.slider, box.out, box.draw, box.cache = dropdown, slider, out, draw, cache
-    return box
+    return dashboard({"operator": menu, "sigma_y": slider}, draw, dropdown=menu, slider=slider, cache=cache)
 
 
 def pnp_player(x_true: torch.Tensor, y_show: torch.Tensor, traces: dict, index: int = 0):
@@ -123,18 +116,26 @@ def pnp_player(x_true: torch.Tensor, y_show: torch.Tensor, traces: dict, index: 
     once, e.g. with `callback=trace.append`); index: which image of the batch. A move only
     updates one persistent figure.
     """
-    import ipywidgets as W
     import matplotlib.pyplot as plt
 
-    if not traces or any(len(t) == 0 for t in traces.values()):
-        raise ValueError("traces must map run names to non-empty lists of pnp_hqs callback dicts")
-    if not 0 <= index < len(x_true):
-        raise ValueError(f"index must be in [0, {len(x_true)}), got {index}")
+    check_image("x_true", x_true, batched=True)
+    check_image("y_show", y_show, batched=True)
+    if len(y_show) != len(x_true):
+        raise ValueError(f"y_show must hold one measurement per image of x_true ({len(x_true)}), got {len(y_show)}")
+    traces = check_dict("traces", traces, "{run name: list of pnp_hqs callback dicts}")
+    for k, t in traces.items():
+        if not isinstance(t, (list, tuple)) or not t:
+            raise ValueError(f"traces[{k!r}] must be a non-empty list of pnp_hqs callback dicts "
+                             f"{{'i', 'sigma', 'mu', 'x', 'z'}}, got {t if not t else type(t).__name__}")
+        missing = sorted({"sigma", "x", "z"} - set(t[0])) if isinstance(t[0], dict) else ["sigma", "x", "z"]
+        if missing:
+            raise ValueError(f"traces[{k!r}] must hold pnp_hqs callback dicts with keys 'sigma', 'x', 'z'; "
+                             f"its first entry lacks {missing}")
+    check_int("index", index, 0, len(x_true) - 1)
     names = list(traces)
-    run = W.Dropdown(options=names, value=names[0], description="run")
+    run = dropdown(names)
     n = max(len(t) for t in traces.values())
-    step = W.IntSlider(value=0, min=0, max=n - 1, description="iteration k", continuous_update=True)
-    out = W.Output()
+    step = int_slider(0, 0, n - 1, True)
     truth = x_true[index].double()
     curves = {k: [psnr(d["z"][index:index + 1].double().clamp(-1, 1), truth[None]).item() for d in t]
               for k, t in traces.items()}
@@ -176,13 +177,4 @@ def pnp_player(x_true: torch.Tensor, y_show: torch.Tensor, traces: dict, index: 
         marker.set_xdata([k + 1, k + 1])
         return fig
 
-    def update(_):
-        draw()
-        _show(out, fig)
-
-    for w in (run, step):
-        w.observe(update, names="value")
-    update(None)
-    box = W.VBox([W.HBox([run, step]), out])
-    box.run, box.step, box.out, box.draw = run, step, out, draw
-    return box
+    return dashboard({"run": run, "iteration k": step}, draw, run=run, step=step)

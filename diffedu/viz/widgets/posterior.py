@@ -1,6 +1,6 @@
 """Dashboards for chapter 09 (diffusion posterior sampling).
 
-Same pattern as `widgets.py`: the samplers run once per setting, before the widget is shown
+Built with `core.dashboard`: the samplers run once per setting, before the widget is shown
 (or on the first visit of a setting), and are cached, so moving a slider only re-draws.
 
     dps_zeta_explorer    DPS's step size zeta against the exact posterior of a 2D mixture
@@ -11,28 +11,34 @@ from __future__ import annotations
 import torch
 
 from .. import plots
-from ...metrics import psnr
+from ..._validate import check_callable, check_positive_int, check_real, check_tensor
 from ...inverse.posterior import repaint_schedule
-from .basics import redraw
+from ...metrics import psnr
+from .core import check_dict, check_image, check_options, check_points, dashboard, selection
 
-
-def _check_points(name, x):
-    if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != 2:
-        raise ValueError(f"{name} must be 2D points (N, 2), got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+_LOG_PROB = "log_prob(x: (M, 2) float64) -> (M,)"
 
 
 def mode_fractions(x: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
     """Fraction of the points x: (N, D) nearest to each of the modes: (K, D) -> (K,)."""
+    check_tensor("x", x, ndim=2)
+    check_tensor("modes", modes, ndim=2)
+    if len(x) == 0 or len(modes) == 0 or x.shape[1] != modes.shape[1]:
+        raise ValueError(f"x: (N, D) and modes: (K, D) must be non-empty with the same D, "
+                         f"got x {tuple(x.shape)} and modes {tuple(modes.shape)}")
     k = torch.cdist(x.double(), modes.double()).argmin(1)
     return torch.bincount(k, minlength=len(modes)).double() / len(x)
 
 
 def sweep(sample_fn, values) -> dict:
     """{v: sample_fn(v)} for each v in values: the precomputation behind a slider."""
-    values = list(values)
+    check_callable("sample_fn", sample_fn, "sample_fn(v) -> result")
+    try:
+        values = list(values)
+    except TypeError:
+        raise TypeError(f"values must be a sequence of slider values, got {type(values).__name__}") from None
     if not values:
-        raise ValueError("values must be a non-empty sequence")
+        raise ValueError("values must be a non-empty sequence of slider values, got an empty one")
     return {v: sample_fn(v) for v in values}
 
 
@@ -48,16 +54,28 @@ def dps_zeta_explorer(samples: dict, log_prob, modes: torch.Tensor | None = None
     heaviest modes with the exact weights; reference: (M, 2) exact posterior samples, for the
     sliced Wasserstein distance in the title. Everything is computed here, once.
     """
-    import ipywidgets as W
     import matplotlib.pyplot as plt
     from ...metrics import sliced_wasserstein
 
-    if not samples:
-        raise ValueError("samples must be a non-empty dict {zeta: (N, 2) tensor}")
+    samples = check_dict("samples", samples, "{zeta: (N, 2) samples}")
     for z, x in samples.items():
-        _check_points(f"samples[{z}]", x)
+        check_points(f"samples[{z}]", x)
+    check_options("samples' keys (zeta)", list(samples))
+    check_callable("log_prob", log_prob, _LOG_PROB)
     if (modes is None) != (mode_weights is None):
-        raise ValueError("pass modes and mode_weights together (or neither)")
+        raise ValueError("pass modes and mode_weights together (or neither), got "
+                         f"modes={'None' if modes is None else 'a tensor'}, "
+                         f"mode_weights={'None' if mode_weights is None else 'a tensor'}")
+    if modes is not None:
+        check_points("modes", modes)
+        check_tensor("mode_weights", mode_weights, ndim=1)
+        if len(mode_weights) != len(modes):
+            raise ValueError(f"mode_weights must hold one weight per mode ({len(modes)}), got {len(mode_weights)}")
+    check_points("reference", reference, optional=True)
+    check_real("lim", lim, lo=0, lo_open=True)
+    check_positive_int("n_modes", n_modes)
+    if zeta is not None:
+        check_real("zeta", zeta)
     zetas = sorted(samples)
     cx, cy = float(center[0]), float(center[1])
     n = 120
@@ -70,9 +88,7 @@ def dps_zeta_explorer(samples: dict, log_prob, modes: torch.Tensor | None = None
     top = torch.argsort(mode_weights, descending=True)[:n_modes] if modes is not None else None
     frac = {z: mode_fractions(samples[z], modes)[top] for z in zetas} if modes is not None else {}
 
-    slider = W.SelectionSlider(options=zetas, value=min(zetas, key=lambda v: abs(v - (zeta or zetas[0]))),
-                               description="zeta", continuous_update=True)
-    out = W.Output()
+    slider = selection(zetas, zeta, continuous=True)
 
     def draw():
         z = slider.value
@@ -97,11 +113,7 @@ def dps_zeta_explorer(samples: dict, log_prob, modes: torch.Tensor | None = None
         fig.tight_layout()
         return fig
 
-    slider.observe(lambda _: redraw(out, draw), names="value")
-    redraw(out, draw)
-    box = W.VBox([slider, out])
-    box.slider, box.out, box.draw, box.sw, box.fractions = slider, out, draw, sw, frac
-    return box
+    return dashboard({"zeta": slider}, draw, slider=slider, sw=sw, fractions=frac)
 
 
 def plot_repaint_schedule(ax, n_steps: int, jump_length: int, jump_n_sample: int, color="C0"):
@@ -123,19 +135,26 @@ def repaint_explorer(run_fn, n_steps: int, jump_lengths, jump_n_samples, x_true:
     the measurement drawn at image size. precompute=True runs every pair before the widget is
     shown (each move then only re-draws); False runs each pair on its first visit.
     """
-    import ipywidgets as W
     import matplotlib.pyplot as plt
 
-    jls, jns = list(jump_lengths), list(jump_n_samples)
-    if not jls or not jns:
-        raise ValueError("jump_lengths and jump_n_samples must be non-empty")
-    if x_true.ndim != 4 or len(x_true) != 1:
-        raise ValueError(f"x_true must be one image (1, C, H, W), got shape {tuple(x_true.shape)}")
+    check_callable("run_fn", run_fn, "run_fn(jump_length, jump_n_sample) -> samples (S, C, H, W)")
+    check_positive_int("n_steps", n_steps)
+    jls, jns = check_options("jump_lengths", jump_lengths), check_options("jump_n_samples", jump_n_samples)
+    for name, vals in (("jump_lengths", jls), ("jump_n_samples", jns)):
+        for i, v in enumerate(vals):
+            check_positive_int(f"{name}[{i}]", v)
+    check_image("x_true", x_true, one=True)
+    check_image("y_show", y_show, one=True)
     cache = {}
 
     def result(jl, jn):
         if (jl, jn) not in cache:
-            x = run_fn(jl, jn).detach().clamp(-1, 1)
+            x = run_fn(jl, jn)
+            if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1:] != x_true.shape[1:]:
+                raise ValueError(f"run_fn({jl}, {jn}) must return samples (S, C, H, W) like x_true "
+                                 f"{tuple(x_true.shape[1:])}, got "
+                                 f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+            x = x.detach().clamp(-1, 1)
             cache[jl, jn] = (x, psnr(x.double(), x_true.double().expand_as(x)))
         return cache[jl, jn]
 
@@ -143,11 +162,8 @@ def repaint_explorer(run_fn, n_steps: int, jump_lengths, jump_n_samples, x_true:
         for jl in jls:
             for jn in jns:
                 result(jl, jn)
-    s_len = W.SelectionSlider(options=jls, value=jump_length if jump_length in jls else jls[0],
-                              description="jump length")
-    s_n = W.SelectionSlider(options=jns, value=jump_n_sample if jump_n_sample in jns else jns[0],
-                            description="jump count")
-    out = W.Output()
+    s_len = selection(jls, jump_length if jump_length in jls else jls[0])
+    s_n = selection(jns, jump_n_sample if jump_n_sample in jns else jns[0])
 
     def draw():
         jl, jn = s_len.value, s_n.value
@@ -167,9 +183,5 @@ def repaint_explorer(run_fn, n_steps: int, jump_lengths, jump_n_samples, x_true:
         fig.tight_layout()
         return fig
 
-    for w in (s_len, s_n):
-        w.observe(lambda _: redraw(out, draw), names="value")
-    redraw(out, draw)
-    box = W.VBox([W.HBox([s_len, s_n]), out])
-    box.jump_length, box.jump_n_sample, box.out, box.draw, box.cache = s_len, s_n, out, draw, cache
-    return box
+    return dashboard({"jump length": s_len, "jump count": s_n}, draw, jump_length=s_len, jump_n_sample=s_n,
+                     cache=cache)
