@@ -58,7 +58,10 @@ def plot_schedules(schedules: dict, axes=None):
         axes[0].plot(u, s.alpha_bar.numpy(), label=name)
         axes[1].plot(u, s.log_snr.numpy(), label=name)
     axes[0].set(xlabel="t / T", ylabel=r"$\bar\alpha_t$", title="signal kept")
-    axes[1].set(xlabel="t / T", ylabel=r"$\log \mathrm{SNR}_t$", title="log signal-to-noise ratio", ylim=(-15, 12))
+    lam = [float(v) for s in schedules.values() for v in (s.log_snr.min(), s.log_snr.max())]
+    lo, hi = (min(lam), max(lam)) if lam else (-15.0, 12.0)
+    axes[1].set(xlabel="t / T", ylabel=r"$\log \mathrm{SNR}_t$", title="log signal-to-noise ratio",
+                ylim=(lo - 1, hi + 1))        # every curve whole (cosine reaches about -20)
     axes[0].legend(fontsize=8)
     return axes
 
