@@ -11,6 +11,7 @@ from diffedu import flow as F
 from diffedu import guidance as G
 from diffedu import sde as S
 from diffedu.exact import guidance as EG
+from diffedu.exact.memorisation import EmpiricalDenoiser
 from diffedu.nets.mlp import MLPDenoiser
 
 SCHED = dd.linear_schedule(200)
@@ -33,6 +34,7 @@ KINDS = {
     "network-clip": lambda: dd.to_denoiser(_net("eps"), SCHED, clip=1.0),
     "callable": lambda: dd.as_denoiser(lambda x, t: torch.tanh(x) * (1 - t[:, None] / 400), SCHED),
     "gmm": lambda: GMM.as_denoiser(SCHED),
+    "empirical": lambda: EmpiricalDenoiser(GMM.sample(50, torch.Generator().manual_seed(1)), SCHED),
     "cfg-network": lambda: G.classifier_free_guidance(dd.to_denoiser(_net("eps", 2), SCHED), 3.0, cond=1),
     "cfg-exact": lambda: EG.exact_cfg_denoiser(GMM, SCHED, 0, 2.0),
     "classifier-guided": lambda: G.classifier_guidance(GMM.as_denoiser(SCHED), EG.gmm_classifier(GMM, SCHED),
