@@ -28,8 +28,8 @@ __version__ = "0.1.0"
 
 # Subpackages and modules reached as dd.<name>, imported on first use.
 _LAZY = ("schedules", "forward", "param", "denoiser", "samplers", "sde", "likelihood", "flow",
-         "guidance", "exact", "metrics", "train", "data", "nets", "inverse", "viz", "exercises",
-         "kernels")
+         "guidance", "exact", "metrics", "train", "data", "nets", "inverse", "distill", "viz",
+         "exercises", "kernels")
 
 __all__ = [
     "device", "seed_everything",
