@@ -1,6 +1,22 @@
+import importlib
+import pkgutil
+
 import pytest
 
 from diffedu import exercises as ex
+
+MODULES = [importlib.import_module(f"diffedu.exercises.{m.name}") for m in pkgutil.iter_modules(ex.__path__)]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=[m.__name__.rsplit(".", 1)[1] for m in MODULES])
+def test_each_module_agrees_with_the_package_and_registers_its_chapters(module):
+    """Every exercise module ties its references to the package (`_self_check`: an exercise
+    cannot drift from diffedu) and registers at least one exercise, each under its chapter."""
+    module._self_check()
+    names = [e.name for e in module.EXERCISES]
+    assert names and all(ex.EXERCISES[n] is e for n, e in zip(names, module.EXERCISES))
+    for e in module.EXERCISES:
+        assert e.name in " ".join(ex.list_exercises(e.chapter))
 
 
 @pytest.mark.parametrize("name", sorted(ex.EXERCISES))
