@@ -32,10 +32,13 @@ is built on `at_level`:
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 
-from ._validate import check_callable, check_choice, check_schedule, check_tensor
-from .param import PREDICTIONS, to_x0_eps
+from ._validate import (check_callable, check_choice, check_index, check_output, check_real, check_schedule,
+                        check_tensor)
+from .param import PREDICTIONS, _level, _to_x0_eps
 from .schedules import NoiseSchedule
 
 __all__ = ["Denoiser", "NetworkDenoiser", "FunctionDenoiser", "to_denoiser", "as_denoiser",
@@ -43,16 +46,20 @@ __all__ = ["Denoiser", "NetworkDenoiser", "FunctionDenoiser", "to_denoiser", "as
 
 
 def t_batch(t, x: torch.Tensor) -> torch.Tensor:
-    """t (an int or (B,)) as a (B,) long tensor on x's device."""
-    t = torch.as_tensor(t, device=x.device)
-    if t.is_floating_point():
-        raise TypeError(f"t must hold the schedule's integer timesteps, got dtype {t.dtype}")
-    t = t.long().reshape(-1)
-    if t.numel() == 1:
-        return t.expand(len(x))
-    if t.shape != (len(x),):
-        raise ValueError(f"t must be an int or shape ({len(x)},), got shape {tuple(t.shape)}")
-    return t
+    """t (an int or (B,)) as a (B,) long tensor on x's device; float timesteps are refused (they
+    would be truncated), and so is a t whose length is not x's batch size."""
+    if (type(t) is torch.Tensor and t.dtype == torch.long and isinstance(x, torch.Tensor) and x.ndim
+            and t.shape == (len(x),) and t.device == x.device):
+        return t                                    # the samplers' case: already (B,) long on x's device
+    check_tensor("x", x, min_ndim=1)
+    if isinstance(t, torch.Tensor) and t.device != x.device:
+        t = t.to(x.device)
+    return check_index("t", t, len(x), device=x.device, of="x")
+
+
+def _t_str(t: torch.Tensor) -> str:
+    """A short description of the timesteps t (B,) for error messages (only built on failure)."""
+    return str(int(t[0])) if len(t) and bool((t == t[0]).all()) else str(t.tolist()[:8])
 
 
 def _eps_from_x0(x: torch.Tensor, x0: torch.Tensor, ab) -> torch.Tensor:
@@ -88,6 +95,10 @@ class Denoiser:
         """(x0_hat, eps_hat) for a VP sample x: (B, ...) at any noise level alpha_bar (a float),
         by the one rule `schedule.locate` (module doc)."""
         sched = self.schedule
+        if sched is None:
+            raise ValueError(f"{type(self).__name__} has no schedule, so it has no continuous view; "
+                             f"build it with the schedule its timesteps belong to")
+        alpha_bar = check_real("alpha_bar", alpha_bar, lo=0, hi=1)     # outside the schedule: its ends
         lo, w = sched.locate(alpha_bar)
         if not interpolate:
             lo, w = sched.nearest(alpha_bar), 0.0
@@ -104,6 +115,10 @@ class NetworkDenoiser(Denoiser):
     condition; `clip` clamps x0_hat to [-clip, clip] (images live in [-1, 1])."""
 
     def __init__(self, model, schedule: NoiseSchedule, prediction: str | None = None, cond=None, clip=None):
+        check_callable("model", model, "model(x_t, t[, cond])")
+        check_schedule(schedule)
+        if clip is not None:        # clip <= 0 would clamp every x0_hat to 0 (or flip the range)
+            clip = check_real("clip", clip, lo=0, lo_open=True)
         self.model, self.schedule, self.cond, self.clip = model, schedule, cond, clip
         self.prediction = prediction or getattr(model, "prediction", "eps")
         check_choice("prediction", self.prediction, PREDICTIONS)
@@ -112,11 +127,13 @@ class NetworkDenoiser(Denoiser):
         t = t_batch(t, x)
         cond = self.cond if cond is None else cond
         out = self.model(x, t) if cond is None else self.model(x, t, cond)
+        if type(out) is not torch.Tensor or out.shape != x.shape or out.dtype != x.dtype:
+            check_output("the model", out, x, f"at t={_t_str(t)}")
         if alpha_bar is None:
             ab = self._alpha_bar(t, x)
         else:       # a float keeps the step's arithmetic on plain numbers
-            ab = alpha_bar if isinstance(alpha_bar, torch.Tensor) else float(alpha_bar)
-        x0, eps = to_x0_eps(out, x, ab, self.prediction)
+            ab = _level(alpha_bar)
+        x0, eps = _to_x0_eps(out, x, ab, self.prediction)      # out was checked against x above
         if self.clip is not None:
             x0 = x0.clamp(-self.clip, self.clip)
             eps = _eps_from_x0(x, x0, ab)
@@ -127,11 +144,16 @@ class FunctionDenoiser(Denoiser):
     """The adapter for a plain callable fn(x_t, t[, cond]) -> x0_hat; eps_hat from x0_hat."""
 
     def __init__(self, fn, schedule: NoiseSchedule | None = None):
+        check_callable("denoiser", fn, "D(x_t, t[, cond]) -> x0_hat")
+        if schedule is not None:
+            check_schedule(schedule)
         self.fn, self.schedule = fn, schedule
 
     def x0_eps(self, x: torch.Tensor, t, cond=None, alpha_bar=None):
         t = t_batch(t, x)
         x0 = self.fn(x, t) if cond is None else self.fn(x, t, cond)
+        if type(x0) is not torch.Tensor or x0.shape != x.shape or x0.dtype != x.dtype:
+            check_output("the denoiser", x0, x, f"at t={_t_str(t)}")
         ab = self._alpha_bar(t, x) if alpha_bar is None else alpha_bar
         return x0, _eps_from_x0(x, x0, ab)
 
@@ -172,6 +194,8 @@ def sigma_denoiser(denoiser, schedule: NoiseSchedule | None = None, interpolate:
         raise TypeError("sigma_denoiser needs the denoiser's NoiseSchedule: pass schedule=...")
 
     def levels(sigma, n):
+        if isinstance(sigma, bool) or not isinstance(sigma, (numbers.Real, torch.Tensor)):
+            raise TypeError(f"sigma must be a number >= 0 or a ({n},) tensor, got {type(sigma).__name__}")
         s = torch.as_tensor(sigma, dtype=torch.float64).detach().cpu()
         if s.numel() != 1 and s.shape != (n,):
             raise ValueError(f"sigma must be a number or a ({n},) tensor, got shape {tuple(s.shape)}")

@@ -20,10 +20,10 @@ import math
 
 import torch
 
-from ._validate import check_choice, check_positive_int, check_tensor
+from ._validate import check_callable, check_choice, check_output, check_positive_int, check_real, check_tensor, checked
 from .exact.gmm import GaussianMixture
 from .samplers import Trace
-from .sde import _as_t, _per_time, level_denoiser
+from .sde import _as_t, _per_time, check_times, level_denoiser
 
 
 # -- paths ----------------------------------------------------------------------------------
@@ -53,16 +53,19 @@ class Path:
 
     def sample(self, x0: torch.Tensor, x1: torch.Tensor, tau):
         """(x_tau, u): the point on the path and its conditional velocity; x0, x1: (B, ...), tau: (B,)."""
+        _same_shape(x0=x0, x1=x1)
         a, s, da, ds = self._coef(tau, x0)
         return a * x0 + s * x1, da * x0 + ds * x1
 
     def velocity_from_x0(self, x: torch.Tensor, x0_hat: torch.Tensor, tau) -> torch.Tensor:
         """u = alpha' x0_hat + sigma' (x - alpha x0_hat) / sigma: the marginal velocity from a denoiser."""
+        _same_shape(x=x, x0_hat=x0_hat)
         a, s, da, ds = self._coef(tau, x)
         return da * x0_hat + ds * (x - a * x0_hat) / s
 
     def x0_from_velocity(self, x: torch.Tensor, u: torch.Tensor, tau) -> torch.Tensor:
         """E[x0 | x_tau] = (sigma u - sigma' x) / (alpha' sigma - sigma' alpha) (inverts velocity_from_x0)."""
+        _same_shape(x=x, u=u)
         a, s, da, ds = self._coef(tau, x)
         return (s * u - ds * x) / (da * s - ds * a)
 
@@ -71,6 +74,14 @@ class Path:
         a, s = self.alpha(_as_t(tau)), self.sigma(_as_t(tau))
         c = torch.sqrt(a ** 2 + s ** 2)
         return c, (a / c) ** 2
+
+
+def _same_shape(**tensors):
+    (n0, t0), *rest = tensors.items()
+    check_tensor(n0, t0, min_ndim=1)
+    for name, t in rest:
+        if check_tensor(name, t).shape != t0.shape:
+            raise ValueError(f"{name} has shape {tuple(t.shape)} but {n0} has {tuple(t0.shape)}; they must match")
 
 
 class LinearPath(Path):
@@ -108,8 +119,11 @@ def get_path(path) -> Path:
 # -- exact marginals and velocities of a Gaussian mixture ------------------------------------
 def gmm_path_marginal(gmm: GaussianMixture, path, tau: float) -> GaussianMixture:
     """The law of x_tau for x0 ~ gmm: means alpha mu_k, covariances alpha^2 Sigma_k + sigma^2 I."""
+    if not isinstance(gmm, GaussianMixture):
+        raise TypeError(f"gmm must be a GaussianMixture, got {type(gmm).__name__}")
     p = get_path(path)
-    a, s = float(p.alpha(_as_t(float(tau)))), float(p.sigma(_as_t(float(tau))))
+    tau = check_real("tau", tau, lo=0, hi=1)
+    a, s = float(p.alpha(_as_t(tau))), float(p.sigma(_as_t(tau)))
     eye = torch.eye(gmm.D, dtype=torch.float64)
     return GaussianMixture(gmm.weights, a * gmm.means, a ** 2 * gmm.covs + s ** 2 * eye, gmm.labels)
 
@@ -133,7 +147,7 @@ def gmm_velocity(gmm: GaussianMixture, path="linear"):
         tt = _as_t(tau)
         return float(p.d_alpha(tt)) * x0 + float(p.d_sigma(tt)) * x1
 
-    return lambda x, tau: _per_time(u, x, tau)
+    return lambda x, tau: _per_time(u, x, tau, "tau")
 
 
 def denoiser_velocity_fn(denoiser, path="linear", schedule=None, interpolate: bool = True):
@@ -149,17 +163,16 @@ def denoiser_velocity_fn(denoiser, path="linear", schedule=None, interpolate: bo
         tt = _as_t(tau)
         return float(p.d_alpha(tt)) * x0 + float(p.d_sigma(tt)) * eps
 
-    return lambda x, tau: _per_time(u, x, tau)
+    return lambda x, tau: _per_time(u, x, tau, "tau")
 
 
 def model_velocity(model, t_scale: float = 1000.0, cond=None):
     """u(x, tau) = model(x, tau * t_scale[, cond]): a trained flow network as a velocity function."""
-    if not callable(model):
-        raise TypeError(f"model must be callable as model(x, t[, cond]), got {type(model).__name__}")
+    check_callable("model", model, "model(x, t[, cond])")
+    t_scale = check_real("t_scale", t_scale, lo=0, lo_open=True)
 
     def u(x, tau):
-        tau = torch.as_tensor(tau, dtype=x.dtype, device=x.device)
-        tau = tau.expand(len(x)) if tau.ndim == 0 else tau
+        tau = check_times(tau, x, "tau").to(dtype=x.dtype, device=x.device)
         return model(x, tau * t_scale) if cond is None else model(x, tau * t_scale, cond)
     return u
 
@@ -169,18 +182,21 @@ def cfm_loss(model, x0: torch.Tensor, path="linear", generator: torch.Generator 
              x1: torch.Tensor | None = None, cond=None, t_scale: float = 1000.0) -> torch.Tensor:
     """Conditional flow matching loss (Lipman et al. 2023, eq. 9 / Liu et al. 2023, eq. 1) on x0: (B, ...).
     x1: paired noise (B, ...) (reflow); default fresh N(0, I) (the independent coupling)."""
-    check_tensor("x0", x0, min_ndim=2)
+    check_callable("model", model, "model(x, t[, cond])")
+    check_tensor("x0", x0, min_ndim=2, nonempty=True, finite=True)    # one bad row would make the loss NaN
+    t_scale = check_real("t_scale", t_scale, lo=0, lo_open=True)
     p = get_path(path)
     B = len(x0)
     # 1. tau ~ U(0, 1), x1 ~ N(0, I) unless given (then it is a coupling)
     tau = torch.rand(B, generator=generator, dtype=torch.float64).to(x0.device, x0.dtype)
     if x1 is None:
         x1 = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-    elif x1.shape != x0.shape:
+    elif check_tensor("x1", x1, finite=True).shape != x0.shape:
         raise ValueError(f"x1 must have the shape of x0 {tuple(x0.shape)}, got {tuple(x1.shape)}")
     # 2. the point on the path and its conditional velocity; 3. regress
     xt, u = p.sample(x0, x1, tau)
     out = model(xt, tau * t_scale) if cond is None else model(xt, tau * t_scale, cond)
+    check_output("the model", out, xt)
     return ((out - u) ** 2).mean()
 
 
@@ -191,10 +207,10 @@ def train_flow(model: torch.nn.Module, data: torch.Tensor, steps: int = 2000, pa
     x1: optional (N, ...) noise paired with data row by row (reflow); else fresh noise each batch.
     Adam with cosine learning-rate decay and an EMA copy, as train.train_denoiser."""
     from .train import fit
-    check_tensor("data", data, min_ndim=2)
+    check_tensor("data", data, min_ndim=2, nonempty=True, finite=True)
     check_positive_int("steps", steps)
     check_positive_int("batch_size", batch_size)
-    if x1 is not None and x1.shape != data.shape:
+    if x1 is not None and check_tensor("x1", x1, finite=True).shape != data.shape:
         raise ValueError(f"x1 must have the shape of data {tuple(data.shape)}, got {tuple(x1.shape)}")
     p = get_path(path)
     torch.manual_seed(seed)
@@ -214,8 +230,15 @@ METHODS = ("euler", "midpoint", "heun")
 def flow_step(velocity_fn, x: torch.Tensor, tau: float, tau_next: float, method: str = "euler"):
     """One step of dx/dtau = u(x, tau) from tau to tau_next; returns (x_next, u(x, tau)).
     euler: x + h u;  midpoint: x + h u(x + h/2 u, tau + h/2);  heun: x + h/2 (u + u(x + h u, tau_next))."""
+    check_tensor("x", x)
+    check_choice("method", method, METHODS)
+    tau, tau_next = check_real("tau", tau, lo=0, hi=1), check_real("tau_next", tau_next, lo=0, hi=1)
+    return _flow_step(_velocity_fn(velocity_fn), x, tau, tau_next, method)
+
+
+def _flow_step(velocity_fn, x, tau: float, tau_next: float, method: str):
     h = tau_next - tau
-    tb = lambda v: torch.full((len(x),), v, dtype=x.dtype, device=x.device)
+    tb = lambda v: torch.full((len(x),), v, dtype=x.dtype, device=x.device)     # noqa: E731
     u = velocity_fn(x, tb(tau))
     if method == "euler":
         return x + h * u, u
@@ -224,23 +247,27 @@ def flow_step(velocity_fn, x: torch.Tensor, tau: float, tau_next: float, method:
     return x + 0.5 * h * (u + velocity_fn(x + h * u, tb(tau_next))), u
 
 
+def _velocity_fn(velocity_fn):
+    """The user's u(x, tau), checked on every call: a tensor shaped and typed like x."""
+    return checked(check_callable("velocity_fn", velocity_fn, "u(x, tau) -> (B, ...) like x"), "velocity_fn")
+
+
 def sample_flow(velocity_fn, x1: torch.Tensor, steps: int = 50, method: str = "euler", path="linear",
                 generator=None, return_trajectory: bool = False, callback=None):
     """Flow-matching ODE sampling (Lipman et al. 2023, section 3; Euler, midpoint or Heun) from
     noise x1: (B, ...) at tau = 1 to data at tau = 0 in `steps` equal steps. Returns x0, or
     (x0, xs (S+1, B, ...), x0_hats (S, B, ...)); callback gets {'x', 'i', 'tau', 'denoised'}
     with denoised = E[x0 | x_tau] read off the velocity through `path`."""
-    if not callable(velocity_fn):
-        raise TypeError(f"velocity_fn must be callable as u(x, tau), got {type(velocity_fn).__name__}")
-    check_tensor("x1", x1, min_ndim=2)
+    velocity_fn = _velocity_fn(velocity_fn)
+    check_tensor("x1", x1, min_ndim=2, nonempty=True, finite=True)
     check_positive_int("steps", steps)
     check_choice("method", method, METHODS)
     p = get_path(path)
     taus = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64).tolist()
-    x, trace = x1, Trace(x1, return_trajectory, callback)
+    x, trace = x1, Trace(x1, return_trajectory, callback, source="velocity_fn")
     for i in range(steps):
         with torch.no_grad():
-            x_new, u = flow_step(velocity_fn, x, taus[i], taus[i + 1], method)
+            x_new, u = _flow_step(velocity_fn, x, taus[i], taus[i + 1], method)
             x0 = p.x0_from_velocity(x, u, taus[i])
         x = x_new
         trace(x, x0, i, tau=taus[i])
@@ -252,20 +279,22 @@ def straightness(velocity_fn, x1: torch.Tensor, steps: int = 100) -> float:
     """S = E int_0^1 || u(x_tau, tau) - (x1 - x0) ||^2 dtau along the flow's own ODE paths from x1
     (Liu et al. 2023, eq. 5; 0 iff every path is a straight line at constant speed). Euler with
     `steps` steps, so x1 - x0 is the mean of the velocities met along the path."""
-    check_tensor("x1", x1, min_ndim=2)
+    velocity_fn = _velocity_fn(velocity_fn)
+    check_tensor("x1", x1, min_ndim=2, nonempty=True, finite=True)
     check_positive_int("steps", steps)
-    if not callable(velocity_fn):
-        raise TypeError(f"velocity_fn must be callable as u(x, tau), got {type(velocity_fn).__name__}")
     us = []
     taus = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64).tolist()
     x = x1
     with torch.no_grad():
         for i in range(steps):
-            x, u = flow_step(velocity_fn, x, taus[i], taus[i + 1], "euler")
+            x, u = _flow_step(velocity_fn, x, taus[i], taus[i + 1], "euler")
             us.append(u)
     U = torch.stack(us)                                     # (S, B, ...)
     chord = x1 - x                                          # x1 - x0 = mean_k u_k
-    return float(((U - chord) ** 2).reshape(steps, len(x1), -1).sum(-1).mean())
+    S = float(((U - chord) ** 2).reshape(steps, len(x1), -1).sum(-1).mean())
+    if not math.isfinite(S):
+        raise ValueError(f"straightness is {S}: velocity_fn returned NaN or inf along the path")
+    return S
 
 
 def reflow_pairs(velocity_fn, x1: torch.Tensor, steps: int = 100, method: str = "heun"):

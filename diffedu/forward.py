@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import check_tensor
+from ._validate import check_index, check_schedule, check_tensor
 from .schedules import NoiseSchedule
 
 
 def _index(i, x: torch.Tensor, schedule: NoiseSchedule) -> torch.Tensor:
-    i = torch.as_tensor(i, dtype=torch.long)
-    if i.ndim == 0:
-        i = i.expand(len(x))
-    if i.shape != (len(x),):
-        raise ValueError(f"i must be an int or shape ({len(x)},), got shape {tuple(i.shape)}")
-    if (i < 0).any() or (i >= len(schedule)).any():
+    check_schedule(schedule)
+    i = check_index("i", i, len(x), of="x0").cpu()
+    if i.numel() and (bool((i < 0).any()) or bool((i >= len(schedule)).any())):
         raise ValueError(f"schedule index i must lie in [0, {len(schedule) - 1}], got {i.min().item()}..{i.max().item()}")
     return i
 
@@ -34,9 +31,9 @@ def q_sample(x0: torch.Tensor, i, schedule: NoiseSchedule, eps: torch.Tensor | N
     i = _index(i, x0, schedule)
     if eps is None:
         eps = torch.randn(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
-    elif eps.shape != x0.shape:
+    elif check_tensor("eps", eps).shape != x0.shape:
         raise ValueError(f"eps must have the shape of x0 {tuple(x0.shape)}, got {tuple(eps.shape)}")
-    ab = schedule.at(i, x0)
+    ab = schedule._at(i, x0)
     return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
 
 
@@ -50,7 +47,7 @@ def q_posterior(x0: torch.Tensor, xt: torch.Tensor, i, schedule: NoiseSchedule):
     i = _index(i, x0, schedule)
     if (i < 1).any():
         raise ValueError("q_posterior needs i >= 1 (there is no step before the first entry)")
-    ab_t, ab_prev = schedule.at(i, x0), schedule.at(i - 1, x0)
+    ab_t, ab_prev = schedule._at(i, x0), schedule._at(i - 1, x0)
     beta_t = 1 - ab_t / ab_prev
     mean = (ab_prev.sqrt() * beta_t / (1 - ab_t)) * x0 + ((1 - beta_t).sqrt() * (1 - ab_prev) / (1 - ab_t)) * xt
     var = (1 - ab_prev) / (1 - ab_t) * beta_t
@@ -62,6 +59,7 @@ def forward_trajectory(x0: torch.Tensor, schedule: NoiseSchedule,
     """Run the Markov chain x_i = sqrt(alpha_i) x_{i-1} + sqrt(beta_i) eps_i from x_0 through every
     entry of the schedule. x0: (B, ...). Returns (N+1, B, ...): x_0, x_1, ..., x_N."""
     check_tensor("x0", x0, min_ndim=1)
+    check_schedule(schedule)
     alphas = schedule.alphas.to(x0.dtype)
     xs = [x0]
     for a in alphas:

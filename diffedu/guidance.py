@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import check_callable, check_choice, check_real, check_schedule
+from ._validate import check_callable, check_choice, check_index, check_int, check_real, check_schedule, check_tensor
 from .denoiser import Denoiser, as_denoiser, t_batch
 from .schedules import NoiseSchedule
 
@@ -27,17 +27,12 @@ CONVENTIONS = ("scale", "ho_salimans")
 
 
 def _labels(cond, x: torch.Tensor, name: str = "cond") -> torch.Tensor:
-    if isinstance(cond, bool) or cond is None:
-        raise TypeError(f"{name} must be an int class label or a LongTensor (B,), got {cond!r}")
-    c = torch.as_tensor(cond, device=x.device)
-    if c.is_floating_point():
-        raise TypeError(f"{name} must hold integer class labels, got dtype {c.dtype}")
-    c = c.long()
-    if c.ndim == 0:
-        c = c.expand(len(x))
-    if c.shape != (len(x),):
-        raise ValueError(f"{name} must be an int or shape ({len(x)},), got shape {tuple(c.shape)}")
-    return c
+    """Class labels: an int or an integer (B,) tensor (floats refused, not truncated)."""
+    if cond is None:
+        raise TypeError(f"{name} must be an int class label or a LongTensor (B,), got None")
+    if isinstance(cond, torch.Tensor) and cond.device != x.device:
+        cond = cond.to(x.device)
+    return check_index(name, cond, len(x), device=x.device, of="x")
 
 
 # -- classifier-free guidance ---------------------------------------------------------------
@@ -55,7 +50,8 @@ class ClassifierFreeGuidance(Denoiser):
         if cond is None:
             raise ValueError("classifier-free guidance needs a class label: pass cond=... when "
                              "building the guide or when calling it")
-        c, t = _labels(cond, x), t_batch(t, x)
+        t = t_batch(t, x)
+        c = _labels(cond, x)
         c2 = torch.cat([c, torch.full_like(c, self.null_label)])
         if isinstance(alpha_bar, torch.Tensor) and alpha_bar.ndim > 0 and len(alpha_bar) == len(x):
             alpha_bar = torch.cat([alpha_bar, alpha_bar])
@@ -83,20 +79,27 @@ def classifier_free_guidance(denoiser, w: float, null_label: int | None = None, 
         if null_label is None:
             raise ValueError("null_label is needed: the label that means 'unconditional' "
                              "(nets.MLPDenoiser uses num_classes)")
-    if isinstance(null_label, bool) or not isinstance(null_label, int):
-        raise TypeError(f"null_label must be an int, got {null_label!r}")
+    null_label = check_int("null_label", null_label)
     return ClassifierFreeGuidance(denoiser, w, null_label, cond)
 
 
 # -- classifier guidance --------------------------------------------------------------------
 def classifier_log_prob_grad(classifier, x: torch.Tensor, t, y) -> torch.Tensor:
     """grad_x log p(y | x_t, t) for a classifier(x_t, t) -> logits (B, C); x: (B, ...), y: (B,) or int."""
+    check_callable("classifier", classifier, "classifier(x_t, t) -> logits (B, C)")
+    check_tensor("x", x, min_ndim=1)
+    t = t_batch(t, x)
     y = _labels(y, x, "y")
     with torch.enable_grad():
         xg = x.detach().requires_grad_(True)
-        logp = torch.log_softmax(classifier(xg, t_batch(t, x)), dim=-1)
-        if logp.ndim != 2 or logp.shape[0] != len(x):
-            raise ValueError(f"classifier must return logits (B, C) = ({len(x)}, C), got {tuple(logp.shape)}")
+        logits = classifier(xg, t)
+        if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != len(x):
+            got = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+            raise ValueError(f"classifier must return logits (B, C) = ({len(x)}, C), got {got}")
+        logp = torch.log_softmax(logits, dim=-1)
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= logp.shape[1]):
+            raise ValueError(f"y holds labels in [{int(y.min())}, {int(y.max())}]; the classifier has "
+                             f"{logp.shape[1]} classes, so allowed [0, {logp.shape[1] - 1}]")
         sel = logp.gather(1, y[:, None]).sum()
         return torch.autograd.grad(sel, xg)[0]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import check_choice, check_positive_int, check_tensor
+from ._validate import check_callable, check_choice, check_positive_int, check_real, check_tensor, checked, rows
 from .sde import SDE, _check_sde, pf_ode_drift
 
 __all__ = ["log_likelihood"]
@@ -21,11 +21,11 @@ def _drift_div(score_fn, x, t, sde, probes):
         x = x.detach().requires_grad_(True)
         d, _ = pf_ode_drift(score_fn, x, t, sde)
         if probes is None:
-            flat = d.reshape(len(x), -1)
-            div = sum(torch.autograd.grad(flat[:, j].sum(), x, retain_graph=True)[0].reshape(len(x), -1)[:, j]
+            flat = rows(d)
+            div = sum(rows(torch.autograd.grad(flat[:, j].sum(), x, retain_graph=True)[0])[:, j]
                       for j in range(flat.shape[1]))
         else:
-            div = sum((torch.autograd.grad((d * z).sum(), x, retain_graph=True)[0] * z).reshape(len(x), -1).sum(1)
+            div = sum(rows(torch.autograd.grad((d * z).sum(), x, retain_graph=True)[0] * z).sum(1)
                       for z in probes) / len(probes)
     return d.detach(), div.detach()
 
@@ -43,13 +43,15 @@ def log_likelihood(score_fn, x0: torch.Tensor, sde: SDE, steps: int = 100, exact
     Hutchinson's estimate with `hutchinson_samples` Rademacher probes held fixed along the path
     (for images). log p_1 is sde.prior_log_prob unless `prior_log_prob(z) -> (B,)` is given;
     the two small errors are p_{t_min} != p_0 and p_1 != prior."""
-    if not callable(score_fn):
-        raise TypeError(f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}")
-    check_tensor("x0", x0, min_ndim=2)
+    score_fn = checked(check_callable("score_fn", score_fn, "score_fn(x, t) -> (B, ...) like x"), "score_fn")
+    check_tensor("x0", x0, min_ndim=2, nonempty=True, finite=True)
     _check_sde(sde)
     check_positive_int("steps", steps)
     check_positive_int("hutchinson_samples", hutchinson_samples)
     check_choice("method", method, ("euler", "heun", "rk4"))
+    t_min = check_real("t_min", t_min)
+    if prior_log_prob is not None:
+        check_callable("prior_log_prob", prior_log_prob, "prior_log_prob(z) -> (B,)")
     if not 0 <= t_min < 1:
         raise ValueError(f"t_min must lie in [0, 1), got {t_min}")
     probes = None
@@ -75,4 +77,8 @@ def log_likelihood(score_fn, x0: torch.Tensor, sde: SDE, steps: int = 100, exact
             delta = delta + h / 6 * (v1 + 2 * v2 + 2 * v3 + v4)
     prior = sde.prior_log_prob if prior_log_prob is None else prior_log_prob
     logp = prior(x).to(delta.dtype) + delta
+    bad = ~torch.isfinite(logp)
+    if bool(bad.any()):        # one check at the end: which rows, and the likely cause
+        raise ValueError(f"log_likelihood became NaN or inf for rows {bad.nonzero()[:, 0].tolist()[:8]}: "
+                         f"check score_fn there (its values must be finite) and steps / t_min")
     return (logp, x) if return_latent else logp

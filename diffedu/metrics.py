@@ -15,14 +15,15 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_choice, check_tensor
+from ._validate import check_choice, check_positive_int, check_real, check_tensor, rows
 
 __all__ = ["sliced_wasserstein", "mmd", "psnr", "ssim"]
 
 def _flat_pair(x, y):
-    check_tensor("x", x, min_ndim=2)
-    check_tensor("y", y, min_ndim=2)
-    x, y = x.reshape(len(x), -1), y.reshape(len(y), -1)
+    # one number for a whole sample set: a single NaN row would make it NaN, so refuse it here
+    check_tensor("x", x, min_ndim=2, nonempty=True, finite=True)
+    check_tensor("y", y, min_ndim=2, nonempty=True, finite=True)
+    x, y = rows(x), rows(y)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension per sample, got {x.shape[1]} and {y.shape[1]}")
     return x.double(), y.double()
@@ -37,6 +38,8 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, n_proj: int = 256,
     returns (mean over directions of W_p^p) ** (1/p).
     """
     x, y = _flat_pair(x, y)
+    check_positive_int("n_proj", n_proj)
+    p = check_real("p", p, lo=1)
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     dirs = torch.randn(x.shape[1], n_proj, generator=generator, dtype=torch.float64)
@@ -56,6 +59,11 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths=(0.1, 0.2, 0.5, 1.0, 2.0)) 
     x, y = _flat_pair(x, y)
     if len(x) < 2 or len(y) < 2:
         raise ValueError("mmd needs at least 2 samples in each of x and y")
+    if isinstance(bandwidths, (str, bytes)) or not hasattr(bandwidths, "__iter__"):
+        raise TypeError(f"bandwidths must be a sequence of numbers > 0, got {type(bandwidths).__name__}")
+    bandwidths = [check_real("bandwidths", h, lo=0, lo_open=True) for h in bandwidths]
+    if not bandwidths:
+        raise ValueError("bandwidths must hold at least one number > 0")
 
     def k(a, b):
         d2 = torch.cdist(a, b).pow(2)
@@ -77,8 +85,7 @@ def _pair_check(x, y, data_range):
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape (B, C, H, W), got {tuple(x.shape)} "
                          f"and {tuple(y.shape)}")
-    if isinstance(data_range, bool) or not isinstance(data_range, numbers.Real) or not data_range > 0:
-        raise ValueError(f"data_range must be a number > 0, got {data_range!r}")
+    check_real("data_range", data_range, lo=0, lo_open=True)
     return x.double(), y.double()
 
 
@@ -112,16 +119,21 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0, window: str 
     """
     x64, y64 = _pair_check(x, y, data_range)
     check_choice("window", window, {"gaussian", "uniform"})
+    K1, K2 = check_real("K1", K1, lo=0, lo_open=True), check_real("K2", K2, lo=0, lo_open=True)
+    if win_size is not None and (isinstance(win_size, bool) or not isinstance(win_size, numbers.Integral)):
+        raise ValueError(f"win_size must be an odd integer >= 3, got {win_size!r}")
     if window == "gaussian":
-        if not sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {sigma!r}")
+        sigma = check_real("sigma", sigma, lo=0, lo_open=True)
         win_size = 2 * int(3.5 * sigma + 0.5) + 1 if win_size is None else win_size
-        w1 = _gaussian_window(win_size, sigma)
     else:
         win_size = 7 if win_size is None else win_size
-        w1 = torch.full((win_size,), 1.0 / win_size, dtype=torch.float64)
-    if isinstance(win_size, bool) or not isinstance(win_size, int) or win_size < 2 or win_size % 2 == 0:
+    if isinstance(win_size, bool) or not isinstance(win_size, numbers.Integral) or win_size < 2 or win_size % 2 == 0:
         raise ValueError(f"win_size must be an odd integer >= 3, got {win_size!r}")
+    win_size = int(win_size)
+    if window == "gaussian":
+        w1 = _gaussian_window(win_size, sigma)
+    else:
+        w1 = torch.full((win_size,), 1.0 / win_size, dtype=torch.float64)
     B, C, H, W = x.shape
     if H < win_size or W < win_size:
         raise ValueError(f"x must be at least win_size = {win_size} pixels in H and W, got {(H, W)}")

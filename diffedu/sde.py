@@ -25,10 +25,12 @@ or (x_0, xs (S+1, B, ...), x0_hats (S, B, ...)); callback gets {'x', 'i', 't', '
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
-from ._validate import check_choice, check_positive_int, check_tensor
+from ._validate import (check_callable, check_choice, check_int, check_output, check_positive_int, check_real,
+                        check_schedule, check_tensor, checked, rows)
 from .exact.gmm import GaussianMixture
 from .denoiser import as_denoiser
 from .samplers import Trace
@@ -63,6 +65,7 @@ class SDE:
 
     def drift(self, x: torch.Tensor, t) -> torch.Tensor:
         """f(x, t) = f(t) x; x: (B, ...), t: float or (B,)."""
+        check_tensor("x", x, min_ndim=1)
         return _as_t(self._f(_as_t(t)), x) * x
 
     def diffusion(self, t) -> torch.Tensor:
@@ -83,13 +86,19 @@ class SDE:
 
     def prior_sample(self, shape, generator: torch.Generator | None = None, dtype=torch.float32) -> torch.Tensor:
         """x_T ~ N(0, prior_std^2 I) of the given shape (B, ...)."""
+        if isinstance(shape, torch.Size):
+            shape = tuple(shape)
+        if not isinstance(shape, (tuple, list)) or not shape or \
+                any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in shape):
+            raise TypeError(f"shape must be a tuple of integers >= 0, (B, ...), got {shape!r}")
         return self.prior_std() * torch.randn(tuple(shape), generator=generator, dtype=dtype)
 
     def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log N(z; 0, prior_std^2 I) summed over all but the batch dimension: (B,)."""
         sd = self.prior_std()
-        n = z[0].numel()
-        return -0.5 * (z.reshape(len(z), -1) ** 2).sum(1) / sd ** 2 - n * math.log(sd) - 0.5 * n * math.log(2 * math.pi)
+        check_tensor("z", z, min_ndim=1)
+        n = math.prod(z.shape[1:])
+        return -0.5 * (rows(z) ** 2).sum(1) / sd ** 2 - n * math.log(sd) - 0.5 * n * math.log(2 * math.pi)
 
     def to_schedule(self, N: int = 1000) -> NoiseSchedule:
         """A discrete schedule with alpha_bar_i = alpha_bar(t_i), t_i = (i + 1) / N (i = 0 .. N-1)."""
@@ -103,7 +112,9 @@ class VPSDE(SDE):
     name = "vp"
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
-        if not 0 < beta_min < beta_max:
+        beta_min = check_real("beta_min", beta_min, lo=0, lo_open=True)
+        beta_max = check_real("beta_max", beta_max, lo=0, lo_open=True)
+        if not beta_min < beta_max:
             raise ValueError(f"need 0 < beta_min < beta_max, got beta_min={beta_min}, beta_max={beta_max}")
         self.beta_min, self.beta_max = float(beta_min), float(beta_max)
 
@@ -147,7 +158,9 @@ class VESDE(SDE):
     t_min = 1e-5
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
-        if not 0 < sigma_min < sigma_max:
+        sigma_min = check_real("sigma_min", sigma_min, lo=0, lo_open=True)
+        sigma_max = check_real("sigma_max", sigma_max, lo=0, lo_open=True)
+        if not sigma_min < sigma_max:
             raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
         self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
 
@@ -175,6 +188,8 @@ SDES = {"vp": VPSDE, "subvp": SubVPSDE, "ve": VESDE}
 
 def get_sde(name: str, **kwargs) -> SDE:
     """SDE by name: 'vp', 'subvp' or 've'."""
+    if not isinstance(name, str):
+        raise TypeError(f"sde name must be a str, one of {sorted(SDES)}, got {type(name).__name__}")
     check_choice("sde", name, SDES)
     return SDES[name](**kwargs)
 
@@ -185,10 +200,31 @@ def _check_sde(sde):
 
 
 # -- score functions: exact (Gaussian mixture) and from a discrete-time denoiser -------------
-def _per_time(fn, x: torch.Tensor, t):
-    """Call fn(x_rows, t_float) once per distinct time in t (float or (B,))."""
-    t = torch.as_tensor(t, dtype=torch.float64).reshape(-1).cpu()
-    if t.numel() == 1 or (t == t[0]).all():
+def check_times(t, x: torch.Tensor, name: str = "t") -> torch.Tensor:
+    """Times t: a number or a (B,) tensor (B = len(x)), finite and in [0, 1]; as float64 (B,) on CPU."""
+    check_tensor("x", x, min_ndim=1)
+    if isinstance(t, bool) or not isinstance(t, (numbers.Real, torch.Tensor)):
+        raise TypeError(f"{name} must be a number or a (B,) tensor of times in [0, 1], got {type(t).__name__}")
+    t = torch.tensor(float(t), dtype=torch.float64) if not isinstance(t, torch.Tensor) else t.detach()
+    if t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{name} must hold real times in [0, 1], got dtype {t.dtype}")
+    t = t.to(dtype=torch.float64, device="cpu").reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(len(x))
+    if t.shape != (len(x),):
+        raise ValueError(f"{name} must be a number or shape ({len(x)},) (one per row of x), got {t.numel()} values")
+    if not bool(((t >= 0) & (t <= 1)).all()):                   # NaN fails both comparisons
+        raise ValueError(f"{name} must hold finite times in [0, 1], got {t[~((t >= 0) & (t <= 1))][:4].tolist()}")
+    return t
+
+
+def _per_time(fn, x: torch.Tensor, t, name: str = "t"):
+    """Call fn(x_rows, t_float) once per distinct time in t (float or (B,)); an empty batch
+    gives an empty result."""
+    t = check_times(t, x, name)
+    if len(x) == 0:
+        return x.clone()
+    if t.numel() == 1 or bool((t == t[0]).all()):
         return fn(x, float(t[0]))
     out = torch.empty_like(x)
     for tv in torch.unique(t):
@@ -201,7 +237,9 @@ def gmm_marginal(gmm: GaussianMixture, sde: SDE, t: float) -> GaussianMixture:
     """The exact law p_t of x_t = m(t) x_0 + s(t) n for x_0 ~ gmm: the mixture with means
     m mu_k and covariances m^2 Sigma_k + s^2 I (for VP this is gmm.noisy(alpha_bar(t)))."""
     _check_sde(sde)
-    m, s = (float(v) for v in sde.marginal(float(t)))
+    if not isinstance(gmm, GaussianMixture):
+        raise TypeError(f"gmm must be a GaussianMixture, got {type(gmm).__name__}")
+    m, s = (float(v) for v in sde.marginal(check_real("t", t, lo=0, hi=1)))
     eye = torch.eye(gmm.D, dtype=torch.float64)
     return GaussianMixture(gmm.weights, m * gmm.means, m ** 2 * gmm.covs + s ** 2 * eye, gmm.labels)
 
@@ -252,6 +290,8 @@ def denoiser_score_fn(denoiser, sde: SDE, schedule: NoiseSchedule | None = None,
 
 def tweedie_x0(x: torch.Tensor, score: torch.Tensor, t, sde: SDE) -> torch.Tensor:
     """E[x_0 | x_t] = (x_t + s(t)^2 score) / m(t) (Tweedie's formula for x_t = m x_0 + s n)."""
+    _check_sde(sde)
+    _check_pair(x, score=score)
     m, s = sde.marginal(_as_t(t))
     return (x + _as_t(s ** 2, x) * score) / _as_t(m, x)
 
@@ -259,8 +299,9 @@ def tweedie_x0(x: torch.Tensor, score: torch.Tensor, t, sde: SDE) -> torch.Tenso
 # -- samplers -------------------------------------------------------------------------------
 def time_grid(sde: SDE, steps: int, t_min: float | None = None) -> torch.Tensor:
     """steps + 1 times from 1 down to t_min (default sde.t_min), evenly spaced (float64)."""
+    _check_sde(sde)
     check_positive_int("steps", steps)
-    t_min = sde.t_min if t_min is None else float(t_min)
+    t_min = sde.t_min if t_min is None else check_real("t_min", t_min)
     if not 0 <= t_min < 1:
         raise ValueError(f"t_min must lie in [0, 1), got {t_min}")
     return torch.linspace(1.0, t_min, steps + 1, dtype=torch.float64)
@@ -272,7 +313,9 @@ def _tb(t: float, x: torch.Tensor) -> torch.Tensor:
 
 def pf_ode_drift(score_fn, x: torch.Tensor, t: float, sde: SDE):
     """(dx/dt, score) of the probability-flow ODE dx/dt = f(t) x - g(t)^2 score(x, t) / 2 (eq. 13)."""
-    score = score_fn(x, _tb(t, x))
+    _check_sde(sde)
+    check_tensor("x", x, min_ndim=1)
+    score = check_output("score_fn", check_callable("score_fn", score_fn, "score_fn(x, t)")(x, _tb(t, x)), x)
     return sde.drift(x, t) - 0.5 * _as_t(sde._g2(_as_t(t)), x) * score, score
 
 
@@ -281,6 +324,8 @@ def reverse_sde_step(x: torch.Tensor, score: torch.Tensor, t: float, t_next: flo
     """One Euler-Maruyama step of the reverse SDE from t to t_next < t (dt = t_next - t < 0):
         x_mean = x + [f(t) x - g(t)^2 score] dt,   x_next = x_mean + g(t) sqrt(-dt) z.
     Returns (x_next, x_mean); noise=None gives x_next = x_mean."""
+    _check_sde(sde)
+    _check_pair(x, score=score, noise=noise)
     dt = t_next - t
     g2 = _as_t(sde._g2(_as_t(t)), x)
     x_mean = x + (sde.drift(x, t) - g2 * score) * dt
@@ -300,6 +345,8 @@ def reverse_diffusion_step(x: torch.Tensor, score: torch.Tensor, t: float, t_nex
                            noise: torch.Tensor | None):
     """Reverse-diffusion predictor (Song et al. 2021, eq. 46-47): with the forward step
     x_t = r x_{t_next} + G z, x_next = x - (r - 1) x + G^2 score + G z. Returns (x_next, x_mean)."""
+    _check_sde(sde)
+    _check_pair(x, score=score, noise=noise)
     r, G2 = _discretize(sde, t, t_next)
     x_mean = x - (r - 1) * x + G2 * score
     return (x_mean if noise is None else x_mean + G2 ** 0.5 * noise), x_mean
@@ -308,26 +355,47 @@ def reverse_diffusion_step(x: torch.Tensor, score: torch.Tensor, t: float, t_nex
 def langevin_step(x: torch.Tensor, score: torch.Tensor, snr: float, noise: torch.Tensor, alpha: float = 1.0):
     """One Langevin corrector step (Song et al. 2021, Algorithms 4 and 5):
         eps = 2 alpha (snr ||z|| / ||score||)^2,  x <- x + eps score + sqrt(2 eps) z,
-    with the norms averaged over the batch (as the authors' code). Returns (x_next, x_mean)."""
-    g_norm = score.reshape(len(score), -1).norm(dim=1).mean()
-    z_norm = noise.reshape(len(noise), -1).norm(dim=1).mean()
+    with the norms averaged over the batch (as the authors' code), over its finite rows only, so
+    that one NaN row cannot make the whole batch NaN. Returns (x_next, x_mean)."""
+    check_tensor("noise", noise)
+    _check_pair(x, score=score, noise=noise)
+    snr, alpha = check_real("snr", snr, lo=0, lo_open=True), check_real("alpha", alpha, lo=0, lo_open=True)
+    g_norm = _finite_mean(rows(score).norm(dim=1))
+    z_norm = _finite_mean(rows(noise).norm(dim=1))
     step = 2 * alpha * (snr * z_norm / g_norm.clamp_min(1e-12)) ** 2
     x_mean = x + step * score
     return x_mean + (2 * step).sqrt() * noise, x_mean
+
+
+def _finite_mean(v: torch.Tensor) -> torch.Tensor:
+    """Mean of the finite entries of v (0 if none): a batch statistic one bad row cannot poison."""
+    ok = torch.isfinite(v)
+    return torch.where(ok, v, torch.zeros_like(v)).sum() / ok.sum().clamp_min(1)
+
+
+def _check_pair(x, noise=None, **others):
+    """Step functions: x a float tensor, and every other tensor (score; noise unless None) shaped like it."""
+    check_tensor("x", x)
+    for name, v in (*others.items(), ("noise", noise)):
+        if (v is not None or name != "noise") and check_tensor(name, v).shape != x.shape:
+            raise ValueError(f"{name} has shape {tuple(v.shape)} but x has {tuple(x.shape)}; they must match")
 
 
 def _noise(x, generator):
     return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
 
 
+def _score_fn(score_fn):
+    """The user's score_fn(x, t), checked on every call: a tensor shaped and typed like x."""
+    return checked(check_callable("score_fn", score_fn, "score_fn(x, t) -> (B, ...) like x"), "score_fn")
+
+
 def _run(step, score_fn, x_T, sde, steps, t_min, return_trajectory, callback):
     """Shared loop: step(x, t, t_next, last) -> (x_next, score at (x, t))."""
-    if not callable(score_fn):
-        raise TypeError(f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}")
-    check_tensor("x_T", x_T, min_ndim=2)
+    check_tensor("x_T", x_T, min_ndim=2, nonempty=True, finite=True)
     _check_sde(sde)
     ts = time_grid(sde, steps, t_min).tolist()
-    x, trace = x_T, Trace(x_T, return_trajectory, callback)
+    x, trace = x_T, Trace(x_T, return_trajectory, callback, source="score_fn")
     for i in range(steps):
         t, t_next = ts[i], ts[i + 1]
         with torch.no_grad():
@@ -342,6 +410,8 @@ def reverse_sde_euler_maruyama(score_fn, x_T: torch.Tensor, sde: SDE, steps: int
                                generator: torch.Generator | None = None, return_trajectory: bool = False,
                                callback=None, t_min: float | None = None):
     """Reverse-time SDE, Euler-Maruyama (Song et al. 2021, eq. 6; Appendix D). x_T: (B, ...)."""
+    score_fn = _score_fn(score_fn)
+
     def step(x, t, t_next, last):
         score = score_fn(x, _tb(t, x))
         return reverse_sde_step(x, score, t, t_next, sde, None if last else _noise(x, generator))[0], score
@@ -351,6 +421,8 @@ def reverse_sde_euler_maruyama(score_fn, x_T: torch.Tensor, sde: SDE, steps: int
 def pf_ode_euler(score_fn, x_T: torch.Tensor, sde: SDE, steps: int = 100, generator=None,
                  return_trajectory: bool = False, callback=None, t_min: float | None = None):
     """Probability-flow ODE (Song et al. 2021, eq. 13), Euler's method. x_T: (B, ...)."""
+    score_fn = _score_fn(score_fn)
+
     def step(x, t, t_next, last):
         d, score = pf_ode_drift(score_fn, x, t, sde)
         return x + (t_next - t) * d, score
@@ -361,6 +433,8 @@ def pf_ode_heun(score_fn, x_T: torch.Tensor, sde: SDE, steps: int = 50, generato
                 return_trajectory: bool = False, callback=None, t_min: float | None = None):
     """Probability-flow ODE (Song et al. 2021, eq. 13), Heun's 2nd-order method (Karras et al.
     2022, Algorithm 1, in t). x_T: (B, ...); 2 score evaluations per step."""
+    score_fn = _score_fn(score_fn)
+
     def step(x, t, t_next, last):
         h = t_next - t
         d1, score = pf_ode_drift(score_fn, x, t, sde)     # 1. Euler predictor
@@ -372,12 +446,12 @@ def pf_ode_heun(score_fn, x_T: torch.Tensor, sde: SDE, steps: int = 50, generato
 def predictor_corrector(score_fn, x_T: torch.Tensor, sde: SDE, steps: int = 500,
                         generator: torch.Generator | None = None, return_trajectory: bool = False,
                         callback=None, snr: float = 0.16, n_corrector: int = 1, t_min: float | None = None):
-    """Predictor-corrector sampling (Song et al. 2021, Algorithms 4 (VE) and 5 (VP)): reverse-diffusion
+    """Predictor-corrector sampling (Song et al. 2021, appendix G: Algorithm 1, PC sampling; Algorithms
+    2 (VE) and 3 (VP) with the reverse-diffusion predictor; the Langevin corrector is Algorithms 4-5): reverse-diffusion
     predictor and `n_corrector` Langevin steps with signal-to-noise ratio `snr`. x_T: (B, ...)."""
-    if snr <= 0:
-        raise ValueError(f"snr must be > 0, got {snr}")
-    if isinstance(n_corrector, bool) or not isinstance(n_corrector, int) or n_corrector < 0:
-        raise ValueError(f"n_corrector must be an integer >= 0, got {n_corrector!r}")
+    score_fn = _score_fn(score_fn)
+    snr = check_real("snr", snr, lo=0, lo_open=True)
+    n_corrector = check_int("n_corrector", n_corrector, lo=0)
 
     def step(x, t, t_next, last):
         # 1. corrector: Langevin MCMC at fixed t (alpha_i = 1 - beta_i for VP, 1 otherwise)
@@ -407,17 +481,17 @@ def pf_ode_euler_sigma(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, ste
         x_bar_{i-1} = x_bar_i + (sigma_{i-1} - sigma_i) eps_hat,
     i.e. sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev) eps_hat after multiplying by sqrt(ab_prev): DDIM
     with eta = 0, exactly. Returns x_0 (sigma = 0), or (x_0, xs, x0_hats) as `ddim`."""
-    check_tensor("x_T", x_T, min_ndim=1)
-    if not isinstance(schedule, NoiseSchedule):
-        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    check_tensor("x_T", x_T, min_ndim=1, nonempty=True, finite=True)
+    check_schedule(schedule)
+    D = as_denoiser(denoiser, schedule)
     if steps is not None:
         schedule = schedule.respace(steps)
-    ab, sig = schedule.alpha_bar.tolist(), schedule.sigmas.tolist()
+    ab, sig, ts = schedule.alpha_bar.tolist(), schedule.sigmas.tolist(), schedule.timesteps.tolist()
 
     def eps_hat(xbar, i):
         # the model sees the VP sample x = x_bar sqrt(alpha_bar) at its own timestep
-        t = torch.full((len(xbar),), int(schedule.timesteps[i]), dtype=torch.long, device=xbar.device)
-        x0, eps = as_denoiser(denoiser).x0_eps(xbar * ab[i] ** 0.5, t, alpha_bar=ab[i])
+        t = torch.full((len(xbar),), ts[i], dtype=torch.long, device=xbar.device)
+        x0, eps = D.x0_eps(xbar * ab[i] ** 0.5, t, alpha_bar=ab[i])
         return eps, x0
 
     n = len(schedule)
@@ -432,5 +506,5 @@ def pf_ode_euler_sigma(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, ste
                 x_new = xbar + (s_next - sig[i]) * 0.5 * (d + d2)
         xbar = x_new
         x = xbar * (ab[i - 1] ** 0.5 if i > 0 else 1.0)           # back to the VP variable
-        trace(x, x0, i, t=int(schedule.timesteps[i]), sigma=sig[i])
+        trace(x, x0, i, t=ts[i], sigma=sig[i])
     return trace.result(x)

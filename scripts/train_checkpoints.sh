@@ -5,7 +5,8 @@
 #   bash scripts/train_checkpoints.sh dit_digits   # only those whose name starts with the word
 #
 # Each line is exactly the command recorded in the checkpoint's manifest ("command"), run from
-# the repository root. One thread: the networks are tiny, so threads only add synchronisation.
+# the repository root, followed by --overwrite (the CLI refuses to replace an existing checkpoint
+# without it; the flag does not change the weights, so manifests do not record it). One thread: the networks are tiny, so threads only add synchronisation.
 # Class-conditional models drop labels to the null class themselves (class_dropout_prob=0.1,
 # the default of UNet and DiT), which trains the unconditional model used by classifier-free
 # guidance; so --label-dropout stays 0 (a non-zero value would drop a second time).
@@ -18,7 +19,7 @@ run() {  # run NAME ARGS...: train diffedu/checkpoints/NAME.safetensors unless f
   local name=$1; shift
   [[ -z "$only" || "$name" == "$only"* ]] || return 0
   echo "== $name ($(date +%T))"
-  $PY -m diffedu.train "$@" --out "diffedu/checkpoints/$name.safetensors"
+  $PY -m diffedu.train "$@" --out "diffedu/checkpoints/$name.safetensors" --overwrite
 }
 
 # Class-conditional U-Net on 16x16 digits (chapters 05 guidance, 08/09 posterior sampling); trained on

@@ -103,7 +103,7 @@ def test_condition_and_errors():
         gmm.condition(5)
     with pytest.raises(ValueError, match=r"x must have shape \(N, 2\)"):
         gmm.denoiser(torch.zeros(3, 4), 0.5)
-    with pytest.raises(ValueError, match="alpha_bar must lie in"):
+    with pytest.raises(ValueError, match="alpha_bar must be > 0 and <= 1"):
         gmm.noisy(0.0)
     with pytest.raises(ValueError, match="covs must be"):
         dd.GaussianMixture([1.0], [[0.0, 0.0]], torch.ones(3))

@@ -55,10 +55,12 @@ def test_respace_keeps_alpha_bar_and_timesteps(spacing):
 
 
 def test_bad_parameters_raise_clear_errors():
-    with pytest.raises(ValueError, match="betas must lie in"):
+    with pytest.raises(ValueError, match="beta_start must be > 0"):
         dd.linear_schedule(10, beta_start=0.0, beta_end=0.5)
-    with pytest.raises(ValueError, match="betas must lie in"):
+    with pytest.raises(ValueError, match="beta_end must be > 0 and <= 1"):
         dd.linear_schedule(10, beta_start=0.1, beta_end=1.5)
+    with pytest.raises(ValueError, match="betas must lie in"):
+        dd.linear_schedule(10, beta_start=0.1, beta_end=1.0)
     with pytest.raises(ValueError, match="T must be a positive integer"):
         dd.cosine_schedule(0)
     with pytest.raises(ValueError, match="unknown schedule 'cosin'"):

@@ -35,5 +35,5 @@ def test_mlp_shapes_conditioning_and_errors():
     assert not torch.allclose(m(x, t, torch.zeros(5, dtype=torch.long)), m(x, t))
     with pytest.raises(ValueError, match=r"x must have shape \(B, 3\)"):
         m(torch.randn(5, 2), t)
-    with pytest.raises(ValueError, match=r"cond labels must lie in \[0, 4\]"):
+    with pytest.raises(ValueError, match=r"cond holds labels in \[7, 7\], allowed \[0, 3\] or 4"):
         m(x, t, torch.full((5,), 7))

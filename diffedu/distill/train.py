@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from ..train.checkpoints import CHECKPOINTS, read_manifest, save_checkpoint
+from ..train.checkpoints import CHECKPOINTS, load_model, read_manifest, save_checkpoint
 
 __all__ = ["STUDENTS_DIR", "main", "load_student", "shipped_students", "reference", "evaluate"]
 
@@ -56,13 +56,12 @@ def load_student(name: str):
     if not path.exists():
         raise ValueError(f"unknown student {name!r}; shipped: {shipped_students()} "
                          f"(train them with bash scripts/train_distill.sh)")
-    from safetensors.torch import load_file
     m = read_manifest(path)
     spec = m.get("model") or {}
-    if spec.get("class") not in _classes():
+    if not isinstance(spec, dict) or spec.get("class") not in _classes():
         raise ValueError(f"{path.name}: its manifest names {spec.get('class')!r}, not a student class {sorted(_classes())}")
-    model = _classes()[spec["class"]](**spec["kwargs"])
-    model.load_state_dict(load_file(str(path)))
+    # the checked loader: allow-list, kwargs validated, shapes compared with the file on the meta device
+    model = load_model(path)
     model.eval().requires_grad_(False)
     if "w_range" in m:
         model.w_range = tuple(m["w_range"])

@@ -12,11 +12,22 @@ All computation is in float64; results come back in the input's dtype.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
-from .._validate import check_schedule, check_tensor
+from .._validate import check_index, check_int, check_real, check_schedule, check_tensor
 from ..denoiser import Denoiser, t_batch
+
+
+def _as_float64(name: str, v) -> torch.Tensor:
+    """A number, sequence or tensor as float64, with a TypeError naming `name` otherwise."""
+    if isinstance(v, bool) or not isinstance(v, (numbers.Real, torch.Tensor, list, tuple)):
+        raise TypeError(f"{name} must be a tensor or a sequence of numbers, got {type(v).__name__}")
+    try:
+        return torch.as_tensor(v, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name} must be a tensor or a sequence of numbers, got {v!r}") from err
 
 
 class GaussianMixture:
@@ -25,14 +36,21 @@ class GaussianMixture:
     component (for class-conditional mixtures, see `condition`)."""
 
     def __init__(self, weights, means, covs=1.0, labels=None):
-        means = torch.as_tensor(means, dtype=torch.float64)
-        if means.ndim != 2:
-            raise ValueError(f"means must have shape (K, D), got {tuple(means.shape)}")
+        means = _as_float64("means", means)
+        if means.ndim != 2 or means.shape[0] < 1 or means.shape[1] < 1:
+            raise ValueError(f"means must have shape (K, D) with K, D >= 1, got {tuple(means.shape)}")
+        if not bool(torch.isfinite(means).all()):
+            raise ValueError("means must be finite (no NaN or inf)")
         K, D = means.shape
-        weights = torch.as_tensor(weights, dtype=torch.float64)
-        if weights.shape != (K,) or (weights < 0).any() or weights.sum() <= 0:
-            raise ValueError(f"weights must be {K} non-negative numbers with a positive sum, got {weights.tolist()}")
-        covs = torch.as_tensor(covs, dtype=torch.float64)
+        weights = _as_float64("weights", weights)
+        # NaN fails every comparison, so ask for what is allowed rather than refuse what is not
+        if weights.shape != (K,) or not bool((weights >= 0).all()) or not float(weights.sum()) > 0 \
+                or not bool(torch.isfinite(weights).all()):
+            raise ValueError(f"weights must be {K} finite non-negative numbers with a positive sum, "
+                             f"got {weights.tolist() if weights.numel() < 20 else tuple(weights.shape)}")
+        covs = _as_float64("covs", covs)
+        if not bool(torch.isfinite(covs).all()):
+            raise ValueError("covs must be finite (no NaN or inf)")
         if covs.ndim == 0:
             covs = covs * torch.eye(D, dtype=torch.float64).expand(K, D, D)
         elif covs.shape == (K, D):
@@ -44,7 +62,7 @@ class GaussianMixture:
         if not torch.allclose(covs, covs.transpose(1, 2)) or (torch.linalg.cholesky_ex(covs + jitter).info > 0).any():
             raise ValueError("covs must be symmetric positive semi-definite")
         self.weights, self.means, self.covs = weights / weights.sum(), means, covs.contiguous()
-        self.labels = None if labels is None else torch.as_tensor(labels, dtype=torch.long)
+        self.labels = None if labels is None else check_index("labels", labels).cpu()
         if self.labels is not None and self.labels.shape != (K,):
             raise ValueError(f"labels must have shape ({K},), got {tuple(self.labels.shape)}")
 
@@ -54,15 +72,20 @@ class GaussianMixture:
     def __repr__(self):
         return f"GaussianMixture(K={self.K}, D={self.D})"
 
-    def _check_x(self, x):
-        check_tensor("x", x, ndim=2)
+    def _check_x(self, x, name: str = "x"):
+        check_tensor(name, x, ndim=2)
         if x.shape[1] != self.D:
             raise ValueError(f"x must have shape (N, {self.D}), got {tuple(x.shape)}")
         return x.to(torch.float64).cpu()
 
     # -- the clean distribution ---------------------------------------------------------
     def sample(self, n: int, generator: torch.Generator | None = None, return_labels: bool = False):
-        """n samples (n, D) float32 (and their component indices (n,) with return_labels)."""
+        """n samples (n, D) float32 (and their component indices (n,) with return_labels); n = 0
+        gives an empty (0, D) tensor."""
+        n = check_int("n", n, lo=0)
+        if n == 0:
+            x, k = torch.empty(0, self.D), torch.empty(0, dtype=torch.long)
+            return (x, k) if return_labels else x
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         L = torch.linalg.cholesky(self.covs + 1e-12 * torch.eye(self.D, dtype=torch.float64))
         z = torch.randn(n, self.D, generator=generator, dtype=torch.float64)
@@ -110,9 +133,7 @@ class GaussianMixture:
     # -- the noisy marginals p_t and the exact denoiser ---------------------------------
     def noisy(self, alpha_bar: float) -> "GaussianMixture":
         """The law of x_t = sqrt(alpha_bar) x_0 + sqrt(1 - alpha_bar) eps (a mixture again)."""
-        ab = float(alpha_bar)
-        if not 0 < ab <= 1:
-            raise ValueError(f"alpha_bar must lie in (0, 1], got {ab}")
+        ab = check_real("alpha_bar", alpha_bar, lo=0, lo_open=True, hi=1)
         eye = torch.eye(self.D, dtype=torch.float64)
         return GaussianMixture(self.weights, ab ** 0.5 * self.means, ab * self.covs + (1 - ab) * eye, self.labels)
 
@@ -122,7 +143,7 @@ class GaussianMixture:
 
     def denoiser(self, x: torch.Tensor, alpha_bar: float) -> torch.Tensor:
         """Exact E[x_0 | x_t = x] at noise level alpha_bar (float); x: (N, D) -> (N, D)."""
-        xd, ab = self._check_x(x), float(alpha_bar)
+        xd, ab = self._check_x(x), check_real("alpha_bar", alpha_bar, lo=0, lo_open=True, hi=1)
         pt = self.noisy(ab)
         logp, prec_diff = pt._component_logpdf(xd)                      # prec_diff = C_k^{-1}(x - a mu_k)
         r = torch.softmax(logp, 1)                                      # (N, K)
@@ -139,6 +160,7 @@ class GaussianMixture:
         """The mixture of the components with class `label` (p(x | c) for a labelled mixture)."""
         if self.labels is None:
             raise ValueError("this mixture has no labels; pass labels=(K,) when constructing it")
+        label = check_int("label", label)
         keep = self.labels == label
         if not keep.any():
             raise ValueError(f"no component has label {label}; labels are {sorted(set(self.labels.tolist()))}")
@@ -149,8 +171,11 @@ class GaussianMixture:
             S_k = A Sigma_k A^T + sigma_y^2 I,  G_k = Sigma_k A^T S_k^{-1}
             mean mu_k + G_k (y - A mu_k),  covariance Sigma_k - G_k A Sigma_k,
             weight proportional to pi_k N(y; A mu_k, S_k)."""
-        A = torch.as_tensor(A, dtype=torch.float64)
-        y = torch.as_tensor(y, dtype=torch.float64).reshape(-1)
+        A = _as_float64("A", A)
+        y = _as_float64("y", y).reshape(-1)
+        sigma_y = check_real("sigma_y", sigma_y)
+        if not (bool(torch.isfinite(A).all()) and bool(torch.isfinite(y).all())):
+            raise ValueError("A and y must be finite (no NaN or inf)")
         if A.ndim != 2 or A.shape[1] != self.D:
             raise ValueError(f"A must have shape (m, {self.D}), got {tuple(A.shape)}")
         if y.shape != (A.shape[0],):
@@ -177,6 +202,8 @@ class GMMDenoiser(Denoiser):
     `at_level` exact at any alpha_bar (no interpolation between entries)."""
 
     def __init__(self, gmm: GaussianMixture, schedule):
+        if not isinstance(gmm, GaussianMixture):
+            raise TypeError(f"gmm must be a GaussianMixture, got {type(gmm).__name__}")
         self.gmm, self.schedule = gmm, check_schedule(schedule)
 
     def x0_eps(self, x: torch.Tensor, t, cond=None, alpha_bar=None):
@@ -191,6 +218,8 @@ class GMMDenoiser(Denoiser):
         return x0, (x - ab.sqrt() * x0) / (1 - ab).sqrt()
 
     def at_level(self, x: torch.Tensor, alpha_bar: float, cond=None, interpolate: bool = True):
-        ab = float(alpha_bar)
+        ab = check_real("alpha_bar", alpha_bar, lo=0, lo_open=True, hi=1)
+        if ab == 1:
+            raise ValueError("alpha_bar must be < 1 (eps is undefined at the noise-free level)")
         x0 = self.gmm.denoiser(x, ab)
         return x0, (x - ab ** 0.5 * x0) / (1 - ab) ** 0.5

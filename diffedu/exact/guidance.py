@@ -47,6 +47,11 @@ class GMMClassDenoiser(Denoiser):
         check_tensor("x", x, ndim=2)
         t = t_batch(t, x).cpu()
         c = torch.full((len(x),), self.null_label, dtype=torch.long) if cond is None else _labels(cond, x).cpu()
+        known = set(self.gmm.labels.tolist()) | {self.null_label}
+        unknown = sorted(set(c.tolist()) - known)
+        if unknown:
+            raise ValueError(f"cond holds label(s) {unknown[:5]} that no component has; allowed: "
+                             f"{sorted(known - {self.null_label})} or the null label {self.null_label}")
         x0 = torch.empty_like(x)
         for tv in torch.unique(t):
             for cv in torch.unique(c[t == tv]):
@@ -72,6 +77,7 @@ def gmm_classifier(gmm: GaussianMixture, schedule: NoiseSchedule):
     onehot = torch.nn.functional.one_hot(gmm.labels, C).double()          # (K, C)
 
     def log_probs(x, t):
+        gmm._check_x(x)
         t = t_batch(t, x).cpu()
         out = []
         for tv in torch.unique(t):
@@ -98,9 +104,14 @@ def exact_cfg_denoiser(gmm: GaussianMixture, schedule: NoiseSchedule, label: int
 
 # -- the tilted density p(x | y)^w p(x)^(1 - w), on a grid --------------------------------------
 def _grid_axes(lim, n):
-    if isinstance(lim, numbers.Real):
+    if isinstance(lim, (numbers.Real, torch.Tensor)) and not isinstance(lim, bool) and not (
+            isinstance(lim, torch.Tensor) and lim.numel() != 1):
+        lim = check_real("lim", lim, lo=0, lo_open=True)
         lim = (-lim, lim, -lim, lim)
-    if len(lim) != 4 or not (lim[0] < lim[1] and lim[2] < lim[3]):
+    if not isinstance(lim, (tuple, list)) or len(lim) != 4:
+        raise ValueError(f"lim must be a positive number or (xmin, xmax, ymin, ymax), got {lim!r}")
+    lim = [check_real("lim", v) for v in lim]
+    if not (lim[0] < lim[1] and lim[2] < lim[3]):
         raise ValueError(f"lim must be a positive number or (xmin, xmax, ymin, ymax), got {lim!r}")
     check_positive_int("n", n)
     # cell centres
@@ -113,6 +124,7 @@ def tilted_log_density(gmm: GaussianMixture, label: int, w: float, x: torch.Tens
     """Unnormalised log of p(x | y)^w p(x)^(1 - w) at x: (N, D)."""
     _check_labelled(gmm)
     w = check_real("w", w)
+    gmm._check_x(x)
     return w * gmm.condition(label).log_prob(x) + (1 - w) * gmm.log_prob(x)
 
 
@@ -137,6 +149,13 @@ def sample_from_grid(xs: torch.Tensor, ys: torch.Tensor, density: torch.Tensor, 
     """n samples (n, 2) float32 from a density on a grid of cell centres (as tilted_density_grid
     returns): pick cells with probability q dA, then a uniform point inside the cell."""
     check_positive_int("n", n)
+    check_tensor("xs", xs, ndim=1)
+    check_tensor("ys", ys, ndim=1)
+    if len(xs) < 2 or len(ys) < 2:
+        raise ValueError(f"xs and ys must hold at least 2 cell centres each, got {len(xs)} and {len(ys)}")
+    check_tensor("density", density, finite=True)
+    if bool((density < 0).any()) or not float(density.sum()) > 0:
+        raise ValueError("density must be >= 0 everywhere with a positive sum")
     if density.shape != (len(ys), len(xs)):
         raise ValueError(f"density must have shape (len(ys), len(xs)) = ({len(ys)}, {len(xs)}), "
                          f"got {tuple(density.shape)}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from .._validate import check_positive_int, check_schedule, check_tensor
+from .._validate import check_positive_int, check_real, check_schedule, check_tensor
 from ..denoiser import Denoiser, t_batch, to_denoiser
 from ..kernels.gmm_denoiser import ideal_denoiser_torch
 from ..metrics import sliced_wasserstein
@@ -42,18 +42,26 @@ class EmpiricalDenoiser(Denoiser):
     (B, n) logits). x0_eps(x (B, D), t) at the schedule's timesteps; at_level exact."""
 
     def __init__(self, train: torch.Tensor, schedule):
-        check_tensor("train", train, ndim=2)
+        # every x's posterior mean weighs every training row: one NaN row would poison them all
+        check_tensor("train", train, ndim=2, nonempty=True, finite=True)
         self.train, self.schedule = train, check_schedule(schedule)
 
     def x0_eps(self, x: torch.Tensor, t, cond=None, alpha_bar=None):
+        check_tensor("x", x, ndim=2)
         if alpha_bar is None or isinstance(alpha_bar, torch.Tensor):
             alpha_bar = self.schedule.alpha_bar_of(t_batch(t, x), x).reshape(-1)
         return self._x0_eps(x, alpha_bar)
 
     def at_level(self, x: torch.Tensor, alpha_bar: float, cond=None, interpolate: bool = True):
-        return self._x0_eps(x, float(alpha_bar))
+        ab = check_real("alpha_bar", alpha_bar, lo=0, lo_open=True, hi=1)
+        if ab == 1:
+            raise ValueError("alpha_bar must be < 1 (eps is undefined at the noise-free level)")
+        return self._x0_eps(x, ab)
 
     def _x0_eps(self, x, ab):
+        check_tensor("x", x, ndim=2)
+        if x.shape[1] != self.train.shape[1]:
+            raise ValueError(f"x must have shape (B, {self.train.shape[1]}) like train, got {tuple(x.shape)}")
         x0 = ideal_denoiser_torch(x, self.train.to(x), ab)
         ab_col = ab if isinstance(ab, float) else ab.to(x).reshape(-1, 1)
         return x0, (x - ab_col ** 0.5 * x0) / (1 - ab_col) ** 0.5
@@ -62,14 +70,21 @@ class EmpiricalDenoiser(Denoiser):
 def nn_distance(x: torch.Tensor, train: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
     """Distance of each row of x: (N, D) to its nearest row of train: (n, D); returns (N,)."""
     check_tensor("x", x, ndim=2)
-    check_tensor("train", train, ndim=2)
+    check_tensor("train", train, ndim=2, nonempty=True, finite=True)      # a NaN row would be every x's nearest
+    if x.shape[1] != train.shape[1]:
+        raise ValueError(f"x and train must have the same dimension D, got {x.shape[1]} and {train.shape[1]}")
+    if len(x) == 0:
+        return x.new_zeros(0, dtype=torch.float64)
     return torch.cat([torch.cdist(x[i:i + chunk].double(), train.double()).min(1).values
                       for i in range(0, len(x), chunk)])
 
 
 def copying(x: torch.Tensor, train: torch.Tensor, new: torch.Tensor) -> dict:
     """{'ratio', 'copies', 'copies_new'} (module doc) for generated x against the training
-    set train, with held-out data `new` as the yardstick of 'as close as new data'."""
+    set train, with held-out data `new` as the yardstick of 'as close as new data'. Medians over
+    the sets: NaN rows are refused rather than allowed to shift them."""
+    check_tensor("x", x, ndim=2, nonempty=True, finite=True)
+    check_tensor("new", new, ndim=2, nonempty=True, finite=True)
     d_x, d_new = nn_distance(x, train), nn_distance(new, train)
     scale = d_new.median()
     r = 0.1 * scale

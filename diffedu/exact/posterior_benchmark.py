@@ -49,7 +49,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validate import check_choice, check_nonneg, check_positive_int
+from .._validate import check_choice, check_int, check_nonneg, check_positive_int
+from ..denoiser import t_batch
 from .gmm import GaussianMixture
 from ..metrics import sliced_wasserstein
 from ..schedules import NoiseSchedule, linear_schedule
@@ -123,7 +124,12 @@ def unit_cov_denoiser(prior: GaussianMixture, schedule: NoiseSchedule):
     logw, means = prior.weights.log(), prior.means
 
     def D(x: torch.Tensor, t) -> torch.Tensor:
-        ab = float(schedule.alpha_bar_of(torch.as_tensor(t).reshape(-1)[:1])[0])   # rows share one t
+        prior._check_x(x)
+        t = t_batch(t, x)
+        if len(t) and bool((t == t[0]).all()):                   # one level: plain-number arithmetic
+            ab = float(schedule.alpha_bar_of(t[:1])[0])
+        else:                                                    # rows at different levels: (B, 1)
+            ab = schedule.alpha_bar_of(t, x)
         return _unit_cov_x0(x, ab, logw.to(x), means.to(x))
     return D
 
@@ -138,6 +144,11 @@ def _unit_cov_x0(x, ab, logw, means):
 def sample_mixture(gmm: GaussianMixture, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """n samples (n, D) float32 of a mixture, one Cholesky factor per drawn component and no
     (n, D, D) gather (GaussianMixture.sample's memory grows as n D^2, 5 GB at n=1000, D=800)."""
+    if not isinstance(gmm, GaussianMixture):
+        raise TypeError(f"gmm must be a GaussianMixture, got {type(gmm).__name__}")
+    n = check_int("n", n, lo=0)
+    if n == 0:
+        return torch.empty(0, gmm.D)
     k = torch.multinomial(gmm.weights, n, replacement=True, generator=generator)
     z = torch.randn(n, gmm.D, generator=generator, dtype=torch.float64)
     x = torch.empty(n, gmm.D, dtype=torch.float64)
@@ -156,7 +167,8 @@ def gaussian_denoiser(prior: GaussianMixture):
     logw, means = prior.weights.log(), prior.means
 
     def denoiser(v: torch.Tensor, sigma) -> torch.Tensor:
-        ab = 1.0 / (1.0 + float(sigma) ** 2)
+        prior._check_x(v, "v")
+        ab = 1.0 / (1.0 + check_nonneg("sigma", sigma) ** 2)
         return _unit_cov_x0(v * ab ** 0.5, ab, logw.to(v), means.to(v))
     return denoiser
 

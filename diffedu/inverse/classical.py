@@ -28,7 +28,7 @@ __all__ = ["pseudo_inverse", "tikhonov", "wiener", "grad2d", "div2d", "total_var
 def _measurement(y, operator, who):
     """Check that `operator` is a LinearOperator and y: (B, *out_shape); return y."""
     check_operator(operator, linear=True, who=who)
-    return operator._check_y(y)
+    return check_tensor("y", operator._check_y(y), nonempty=True)
 
 
 def _lam_per_sample(lam, B, like):
@@ -47,7 +47,8 @@ def _lam_per_sample(lam, B, like):
 def pseudo_inverse(y: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
     """x = A^+ y, the minimum-norm least-squares solution. y: (B, *out_shape) -> (B, *in_shape).
     With noise it amplifies n along the small singular values: the baseline to beat."""
-    return operator.A_dagger(_measurement(y, operator, "pseudo_inverse"))
+    y = _measurement(y, operator, "pseudo_inverse")
+    return operator.A_dagger(y)
 
 
 def tikhonov(y: torch.Tensor, operator: LinearOperator, *, lam: float, iters: int = 200) -> torch.Tensor:
@@ -76,7 +77,7 @@ def wiener(y: torch.Tensor, operator: Blur, *, noise_to_signal) -> torch.Tensor:
     if not isinstance(operator, Blur):
         raise TypeError(f"operator must be a diffedu.inverse.Blur for wiener (it divides by the "
                         f"blur's Fourier multiplier), got {type(operator).__name__}; use tikhonov")
-    y = operator._check_y(y)
+    y = check_tensor("y", operator._check_y(y), nonempty=True)
     K = operator.fourier_multiplier
     if isinstance(noise_to_signal, torch.Tensor) and noise_to_signal.numel() > 1:
         if noise_to_signal.shape != K.shape or bool((noise_to_signal <= 0).any()):
@@ -93,6 +94,7 @@ def wiener(y: torch.Tensor, operator: Blur, *, noise_to_signal) -> torch.Tensor:
 def grad2d(x: torch.Tensor) -> torch.Tensor:
     """Forward differences with Neumann boundary. x: (B, C, H, W) -> (B, C, H, W, 2) holding
     (x[i+1, j] - x[i, j], x[i, j+1] - x[i, j]), zero on the last row / column."""
+    check_tensor("x", x, ndim=4)
     g = x.new_zeros(x.shape + (2,))
     g[..., :-1, :, 0] = x[..., 1:, :] - x[..., :-1, :]
     g[..., :, :-1, 1] = x[..., :, 1:] - x[..., :, :-1]
@@ -102,6 +104,9 @@ def grad2d(x: torch.Tensor) -> torch.Tensor:
 def div2d(p: torch.Tensor) -> torch.Tensor:
     """Discrete divergence, the negative adjoint of `grad2d`: <grad x, p> = -<x, div p>.
     p: (B, C, H, W, 2) -> (B, C, H, W)."""
+    check_tensor("p", p, ndim=5)
+    if p.shape[-1] != 2:
+        raise ValueError(f"p must have shape (B, C, H, W, 2), got {tuple(p.shape)}")
     py, px = p[..., 0].clone(), p[..., 1].clone()
     py[..., -1, :] = 0
     px[..., :, -1] = 0
@@ -124,6 +129,8 @@ def tv_objective(x: torch.Tensor, y: torch.Tensor, operator: LinearOperator | No
     x: (B, C, H, W); y: (B, *out_shape); lam: a number >= 0 or a (B,) tensor."""
     check_tensor("x", x, ndim=4)
     Ax = x if operator is None else check_operator(operator, who="tv_objective").A(x)
+    if check_tensor("y", y).shape != Ax.shape:
+        raise ValueError(f"y must have the shape of A x {tuple(Ax.shape)}, got {tuple(y.shape)}")
     lamB = _lam_per_sample(lam, len(x), x).flatten()
     return 0.5 * (Ax - y).pow(2).flatten(1).sum(1) + lamB * total_variation(x)
 

@@ -33,7 +33,8 @@ import math
 
 import torch
 
-from .._validate import check_nonneg, check_operator, check_positive_int, check_real, check_schedule
+from .._validate import (check_callable, check_int, check_nonneg, check_operator, check_positive_int, check_real,
+                         check_schedule, check_tensor)
 from ..denoiser import as_denoiser
 from ..schedules import NoiseSchedule
 from .operators import LinearOperator, Operator
@@ -48,7 +49,8 @@ def annealed_timesteps(iters: int, t_min: int, t_max: int, generator: torch.Gene
     in the k-th of `iters` equal slices of [t_min, t_max], top slice first (Graikos et al.'s
     shrinking range, stratified so that the whole range is covered once)."""
     check_positive_int("iters", iters)
-    if not (isinstance(t_min, int) and isinstance(t_max, int)) or not 0 <= t_min <= t_max:
+    t_min, t_max = check_int("t_min", t_min, lo=0), check_int("t_max", t_max, lo=0)
+    if not t_min <= t_max:
         raise ValueError(f"need integers 0 <= t_min <= t_max, got t_min={t_min!r}, t_max={t_max!r}")
     u = (torch.arange(iters, dtype=torch.float64) + torch.rand(iters, generator=generator, dtype=torch.float64)) / iters
     return (t_max - u * (t_max - t_min)).round().long().clamp(t_min, t_max)
@@ -60,9 +62,13 @@ def diffusion_prior_loss(denoiser, schedule: NoiseSchedule, x: torch.Tensor, t, 
     x, eps: (B, ...); t: an original timestep of `schedule` (int). Returns (B,)."""
     check_schedule(schedule)
     D = as_denoiser(denoiser, schedule)
-    ab = float(schedule.alpha_bar_of(int(t)))
+    check_tensor("x", x, min_ndim=1)
+    if check_tensor("eps", eps).shape != x.shape:
+        raise ValueError(f"eps must have the shape of x {tuple(x.shape)}, got {tuple(eps.shape)}")
+    t = check_int("t", t)
+    ab = float(schedule.alpha_bar_of(t))
     xt = math.sqrt(ab) * x + math.sqrt(1 - ab) * eps
-    eps_hat = D.x0_eps(xt, int(t), alpha_bar=ab)[1]
+    eps_hat = D.x0_eps(xt, t, alpha_bar=ab)[1]
     return (eps - eps_hat).pow(2).flatten(1).sum(1)
 
 
@@ -105,7 +111,7 @@ def diffusion_prior_map(y: torch.Tensor, operator: Operator, denoiser, schedule:
     Returns the final x (detached).
     """
     check_operator(operator, who="diffusion_prior_map")
-    y = operator._check_y(y)
+    y = check_tensor("y", operator._check_y(y), nonempty=True, finite=True)
     check_schedule(schedule)
     D = as_denoiser(denoiser, schedule)
     sigma_y = check_real("sigma_y", sigma_y, lo=0, lo_open=True)
@@ -113,14 +119,18 @@ def diffusion_prior_map(y: torch.Tensor, operator: Operator, denoiser, schedule:
     lr = check_real("lr", lr, lo=0, lo_open=True)
     check_positive_int("iters", iters)
     T = int(schedule.timesteps[-1]) + 1
-    t_max = int(0.4 * T) if t_max is None else t_max
-    t_min = max(int(0.02 * T), int(schedule.timesteps[0])) if t_min is None else t_min
-    if not isinstance(t_max, int) or not isinstance(t_min, int) or not 0 <= t_min <= t_max < T:
+    t_max = int(0.4 * T) if t_max is None else check_int("t_max", t_max)
+    t_min = max(int(0.02 * T), int(schedule.timesteps[0])) if t_min is None else check_int("t_min", t_min)
+    if callback is not None:
+        check_callable("callback", callback, "callback(info: dict)")
+    if not 0 <= t_min <= t_max < T:
         raise ValueError(f"need integers 0 <= t_min <= t_max < T = {T}, got t_min={t_min!r}, t_max={t_max!r}")
     ts = _snap(schedule, annealed_timesteps(iters, t_min, t_max, generator))
     abs_ = schedule.alpha_bar_of(ts)                                   # the schedule's own lookup
     if x_init is not None:
-        x = operator._check_x(x_init, "x_init").detach().clone()
+        x = check_tensor("x_init", operator._check_x(x_init, "x_init"), finite=True).detach().clone()
+        if len(x) != len(y):
+            raise ValueError(f"x_init must have one row per row of y ({len(y)}), got {len(x)}")
     elif isinstance(operator, LinearOperator):  # as pnp_hqs: A^T y for square A (blur: A^+ y is all noise)
         square = operator.in_shape == operator.out_shape
         x = (operator.A_adjoint(y) if square else operator.A_dagger(y)).detach().clone()
@@ -152,4 +162,7 @@ def diffusion_prior_map(y: torch.Tensor, operator: Operator, denoiser, schedule:
         opt.step()
         if callback is not None:
             callback({"i": k, "t": t, "x": x.detach().clone(), "data": data.detach(), "prior": prior.detach()})
+    if not bool(torch.isfinite(x).all()):          # one check at the end, naming the likely cause
+        raise ValueError("diffusion_prior_map produced NaN or inf: check the denoiser (its output must be "
+                         "finite), lr and sigma_y")
     return x.detach()

@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from .._validate import check_callable, check_nonneg, check_positive_int, check_real
+from .._validate import check_callable, check_nonneg, check_output, check_positive_int, check_real, check_tensor
 from .classical import _measurement, tv_denoise
 from .operators import LinearOperator
 
@@ -74,21 +74,31 @@ def pnp_hqs(y: torch.Tensor, operator: LinearOperator, denoiser, *, sigma_y: flo
     check_positive_int("cg_iters", cg_iters)
     if sigmas is None:
         sigmas = dpir_sigmas(sigma_y, iters, sigma_max)
-    sigmas = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
+    try:
+        sigmas = torch.as_tensor(sigmas, dtype=torch.float64).flatten()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"sigmas must be a sequence of numbers > 0, got {type(sigmas).__name__}") from err
     if len(sigmas) == 0 or not bool(torch.isfinite(sigmas).all()) or bool((sigmas <= 0).any()):
         raise ValueError(f"sigmas must be a non-empty sequence of finite numbers > 0, got {sigmas.tolist()}")
     lam = check_real("lam", lam, lo=0, lo_open=True)
-    ATy = operator._A_adjoint(y)
+    if callback is not None:
+        check_callable("callback", callback, "callback(info: dict)")
+    ATy = operator.A_adjoint(y)
     if x_init is not None:
-        z = operator._check_x(x_init, "x_init")
+        z = check_tensor("x_init", operator._check_x(x_init, "x_init"), finite=True)
+        if len(z) != len(y):
+            raise ValueError(f"x_init must have one row per row of y ({len(y)}), got {len(z)}")
     else:
         z = ATy if operator.in_shape == operator.out_shape else operator.A_dagger(y)
     for i, sigma in enumerate(sigmas.tolist()):
         mu = lam * sigma_y**2 / sigma**2                                    # 1.
         x = operator.solve_normal(ATy + mu * z, mu, iters=cg_iters)         # 2.
-        z = denoiser(x, sigma)                                              # 3.
+        z = check_output("denoiser", denoiser(x, sigma), x, f"at sigma={sigma:.4g}")   # 3.
         if callback is not None:
             callback({"i": i, "sigma": sigma, "mu": mu, "x": x, "z": z})
+    if not bool(torch.isfinite(z).all()):          # one check at the end, naming the likely cause
+        raise ValueError("pnp_hqs produced NaN or inf: check the denoiser (its output must be finite) "
+                         "and the measurement y")
     return z
 
 
@@ -100,7 +110,12 @@ def tv_denoiser(lam_scale: float = 1.0, iters: int = 50):
     check_positive_int("iters", iters)
 
     def denoiser(x: torch.Tensor, sigma) -> torch.Tensor:
-        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-        return tv_denoise(x, lam_scale * s if s.numel() > 1 else lam_scale * float(s), iters=iters)
+        check_tensor("x", x, ndim=4)
+        if isinstance(sigma, torch.Tensor) and sigma.numel() > 1:
+            s = sigma.to(dtype=x.dtype, device=x.device)
+            if s.shape != (len(x),) or not bool(torch.isfinite(s).all()) or bool((s < 0).any()):
+                raise ValueError(f"sigma must be a number >= 0 or a ({len(x)},) tensor of finite numbers >= 0")
+            return tv_denoise(x, lam_scale * s, iters=iters)
+        return tv_denoise(x, lam_scale * check_nonneg("sigma", sigma), iters=iters)
 
     return denoiser

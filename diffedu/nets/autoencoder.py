@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .._validate import check_positive_int, check_tensor
+from .._validate import check_model_input, check_nonneg, check_positive_int, check_tensor
 from .unet import Downsample, ResBlock, Upsample, num_groups
 
 
@@ -74,6 +74,7 @@ class Autoencoder(nn.Module):
 
     def _check_x(self, x):
         check_tensor("x", x, ndim=4)
+        check_model_input("x", x, self)
         if x.shape[1] != self.in_channels:
             raise ValueError(f"x has {x.shape[1]} channels, this autoencoder expects in_channels={self.in_channels}")
         f = self.downsample_factor
@@ -107,6 +108,7 @@ class Autoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, c, h, w) -> (B, C, f h, f w)."""
         check_tensor("z", z, ndim=4)
+        check_model_input("z", z, self)
         if z.shape[1] != self.latent_channels:
             raise ValueError(f"z has {z.shape[1]} channels, this autoencoder has latent_channels={self.latent_channels}")
         return self.decoder(z)
@@ -121,7 +123,10 @@ class Autoencoder(nn.Module):
                 "kl": kl_divergence(mean, logvar)}
 
     def loss(self, x: torch.Tensor, beta: float = 1e-4, generator: torch.Generator | None = None):
-        """Mean squared reconstruction error (+ beta * mean KL per pixel for the VAE): a scalar."""
+        """Mean squared reconstruction error (+ beta * mean KL per pixel for the VAE): a scalar.
+        x must be finite: one NaN image would make the batch's loss NaN."""
+        check_tensor("x", x, ndim=4, nonempty=True, finite=True)
+        beta = check_nonneg("beta", beta)
         out = self(x, generator)
         loss = F.mse_loss(out["x_rec"], x)
         if self.kl:

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .._validate import check_positive_int, check_tensor
+from .._validate import check_index, check_model_input, check_positive_int, check_tensor
 from .embeddings import as_timesteps, timestep_embedding
 from .unet import AttentionBlock, Downsample, EmbedSequential, ResBlock, num_groups
 
@@ -52,6 +52,7 @@ class ImageClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
         check_tensor("x", x, ndim=4)
+        check_model_input("x", x, self)
         B, C, H, W = x.shape
         if C != self.in_channels:
             raise ValueError(f"x has {C} channels, this classifier expects in_channels={self.in_channels}")
@@ -83,6 +84,7 @@ class PointClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor, t) -> torch.Tensor:
         check_tensor("x", x, ndim=2)
+        check_model_input("x", x, self)
         if x.shape[1] != self.dim:
             raise ValueError(f"x has shape {tuple(x.shape)}, this classifier expects (B, {self.dim})")
         temb = timestep_embedding(as_timesteps(t, x.shape[0], x.device), self.t_dim)  # (B, t_dim)
@@ -92,8 +94,9 @@ class PointClassifier(nn.Module):
 def log_prob(classifier: nn.Module, x: torch.Tensor, t, y: torch.Tensor) -> torch.Tensor:
     """log p(y | x_t, t) for each sample: (B,). y: (B,) long labels."""
     logits = classifier(x, t)
+    y = check_index("y", y)
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"y must have shape (B,) = ({x.shape[0]},), got {tuple(y.shape)}")
+        raise ValueError(f"y must have shape (B,) = ({x.shape[0]},), one label per row of x, got {tuple(y.shape)}")
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
         raise ValueError(f"y holds labels in [{int(y.min())}, {int(y.max())}], allowed [0, {logits.shape[1] - 1}]")
     return F.log_softmax(logits, dim=-1).gather(1, y.long()[:, None]).squeeze(1)

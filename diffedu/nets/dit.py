@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .._validate import check_choice, check_positive_int, check_tensor
+from .._validate import check_choice, check_model_input, check_positive_int, check_tensor
 from .embeddings import as_labels, as_timesteps, sincos_pos_embed_2d
 from .features import record_features
 # The layers DiT shares with MMDiT (timm's names); re-exported, so `dit.Attention` etc. work.
@@ -245,6 +245,7 @@ class DiT(nn.Module):
 
     def _check_x(self, x):
         check_tensor("x", x, ndim=4)
+        check_model_input("x", x, self, self.x_embedder.proj.weight)
         B, C, H, W = x.shape
         if C != self.in_channels:
             raise ValueError(f"x has {C} channels, this DiT expects in_channels={self.in_channels}")

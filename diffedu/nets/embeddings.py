@@ -13,12 +13,16 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     half sines, at frequencies max_period ** (-i / half) for i = 0 .. half - 1 (an odd `dim`
     gets one zero column at the end).
     """
+    if isinstance(t, bool) or not isinstance(t, (torch.Tensor, int, float)):
+        raise TypeError(f"t must be a number or a (B,) tensor of timesteps, got {type(t).__name__}")
     t = torch.as_tensor(t)
+    if t.dtype == torch.bool or t.is_complex():
+        raise TypeError(f"t must hold integer or real timesteps, got dtype {t.dtype}")
     if t.ndim == 0:
         t = t[None]
     if t.ndim != 1:
         raise ValueError(f"t must be a scalar or shape (B,), got shape {tuple(t.shape)}")
-    if not isinstance(dim, int) or dim < 2:
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
         raise ValueError(f"dim must be an integer >= 2, got {dim!r}")
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
@@ -41,11 +45,12 @@ def sincos_pos_embed_2d(dim: int, grid_size) -> torch.Tensor:
     Each half is [sin(pos * omega), cos(pos * omega)] with omega_k = 10000 ** (-k / (dim/4)),
     k = 0 .. dim/4 - 1.
     """
-    if not isinstance(dim, int) or dim < 4 or dim % 4:
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 4 or dim % 4:
         raise ValueError(f"dim must be a positive multiple of 4, got {dim!r}")
-    gh, gw = (grid_size, grid_size) if isinstance(grid_size, int) else tuple(grid_size)
-    if gh < 1 or gw < 1:
-        raise ValueError(f"grid_size must be positive, got {grid_size!r}")
+    pair = (grid_size, grid_size) if not isinstance(grid_size, (tuple, list)) else tuple(grid_size)
+    if len(pair) != 2 or any(isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in pair):
+        raise ValueError(f"grid_size must be a positive int or a pair of them, got {grid_size!r}")
+    gh, gw = pair
     quarter = dim // 4
     omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)   # (dim/4,)
     h, w = torch.meshgrid(torch.arange(gh, dtype=torch.float64),
@@ -66,6 +71,11 @@ def as_timesteps(t, batch_size: int, device=None) -> torch.Tensor:
     times. Returns a (B,) tensor on `device` (integers are kept; conversion to float happens
     inside `timestep_embedding`).
     """
+    if (type(t) is torch.Tensor and t.ndim == 1 and type(batch_size) is int and t.shape[0] == batch_size
+            and t.dtype != torch.bool and not t.is_complex() and (device is None or t.device == device)):
+        return t                                  # the per-step case: already (B,) on the device
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+        raise ValueError(f"batch_size must be an integer >= 0, got {batch_size!r}")
     if not isinstance(t, torch.Tensor):
         if isinstance(t, bool) or not isinstance(t, (int, float)):
             raise TypeError(f"t must be a number or a tensor of shape (B,), got {type(t).__name__}")
@@ -73,7 +83,8 @@ def as_timesteps(t, batch_size: int, device=None) -> torch.Tensor:
     if t.ndim == 0:
         t = t.expand(batch_size)
     if t.ndim != 1 or t.shape[0] != batch_size:
-        raise ValueError(f"t must be a scalar or have shape (B,) = ({batch_size},), got shape {tuple(t.shape)}")
+        raise ValueError(f"t must be a scalar or have shape (B,) = ({batch_size},), one per row of x, "
+                         f"got shape {tuple(t.shape)}")
     if t.dtype == torch.bool or t.is_complex():
         raise TypeError(f"t must hold integer or real timesteps, got dtype {t.dtype}")
     return t.to(device) if device is not None else t
@@ -87,6 +98,8 @@ def as_labels(y, batch_size: int, num_classes: int, allow_null: bool, device=Non
     used by classifier-free guidance) when `allow_null`. `None` means "no label": it becomes the
     null label when one exists, else an error.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
+        raise ValueError(f"batch_size must be an integer >= 0, got {batch_size!r}")
     if y is None:
         if not allow_null:
             raise ValueError("cond (class labels) is required: this network has no null class "
@@ -99,7 +112,8 @@ def as_labels(y, batch_size: int, num_classes: int, allow_null: bool, device=Non
     if y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
         raise TypeError(f"cond must be an integer tensor of class labels, got dtype {y.dtype}")
     if y.ndim != 1 or y.shape[0] != batch_size:
-        raise ValueError(f"cond must have shape (B,) = ({batch_size},), got shape {tuple(y.shape)}")
+        raise ValueError(f"cond must have shape (B,) = ({batch_size},), one label per row of x, "
+                         f"got shape {tuple(y.shape)}")
     hi = num_classes if allow_null else num_classes - 1
     if y.numel() and (int(y.min()) < 0 or int(y.max()) > hi):
         allowed = f"[0, {num_classes - 1}]" + (f" or {num_classes} (null label)" if allow_null else "")
@@ -114,10 +128,19 @@ def drop_labels(y: torch.Tensor, num_classes: int, p: float, force_drop_ids=None
     `p` (drawn from torch's global RNG), or exactly where `force_drop_ids == 1` when that
     (B,) tensor is given. Returns a new (B,) tensor.
     """
+    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.dtype == torch.bool or y.ndim != 1:
+        raise TypeError(f"y must be a (B,) integer tensor of class labels, got {type(y).__name__} "
+                        f"{getattr(y, 'dtype', '')}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:   # NaN fails the range
+        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
     if force_drop_ids is not None:
-        drop = torch.as_tensor(force_drop_ids, device=y.device) == 1
+        if not isinstance(force_drop_ids, torch.Tensor):
+            raise TypeError(f"force_drop_ids must be a (B,) tensor of 0/1, got {type(force_drop_ids).__name__}")
+        drop = force_drop_ids.to(y.device) == 1
         if drop.shape != y.shape:
-            raise ValueError(f"force_drop_ids must have shape {tuple(y.shape)}, got {tuple(drop.shape)}")
+            raise ValueError(f"force_drop_ids must have shape {tuple(y.shape)}, one per entry of y, got {tuple(drop.shape)}")
     else:
         drop = torch.rand(y.shape[0], device=y.device) < p
     return torch.where(drop, torch.full_like(y, num_classes), y)

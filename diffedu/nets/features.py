@@ -22,6 +22,8 @@ def select_layers(names, layers) -> list:
         return list(names)
     if isinstance(layers, str):
         layers = [layers]
+    if not isinstance(layers, (list, tuple, set)):
+        raise TypeError(f"layers must be None, a layer name or a list of them, got {type(layers).__name__}")
     layers = list(layers)
     unknown = [name for name in layers if name not in names]
     if unknown:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validate import check_choice, check_tensor
-from .embeddings import timestep_embedding
+from .._validate import check_choice, check_model_input, check_positive_int, check_tensor
+from .embeddings import as_labels, as_timesteps, timestep_embedding
 from .features import select_layers
 
 
@@ -22,6 +22,12 @@ class MLPDenoiser(nn.Module):
                  num_classes: int | None = None, prediction: str = "eps", max_period: float = 10000.0):
         super().__init__()
         check_choice("prediction", prediction, ("eps", "x0", "v", "score", "velocity"))
+        for name, v in (("dim", dim), ("hidden", hidden), ("depth", depth), ("t_dim", t_dim)):
+            check_positive_int(name, v)
+        if t_dim < 2:
+            raise ValueError(f"t_dim must be an integer >= 2 (the timestep embedding's size), got {t_dim}")
+        if num_classes is not None:
+            check_positive_int("num_classes", num_classes)
         self.dim, self.t_dim, self.prediction, self.max_period = dim, t_dim, prediction, max_period
         self.num_classes = num_classes
         self.inp = nn.Linear(dim, hidden)
@@ -50,18 +56,17 @@ class MLPDenoiser(nn.Module):
         """The forward pass; `acts`, if given, receives the named activations of `features`."""
         acts = {} if acts is None else acts
         check_tensor("x", x, ndim=2)
+        check_model_input("x", x, self, self.inp.weight)
         if x.shape[1] != self.dim:
             raise ValueError(f"x must have shape (B, {self.dim}), got {tuple(x.shape)}")
-        t = torch.as_tensor(t, device=x.device)
-        t = t.expand(len(x)) if t.ndim == 0 else t
+        t = as_timesteps(t, len(x), x.device)
         emb = self.t_proj(timestep_embedding(t, self.t_dim, self.max_period).to(x.dtype))
         if self.y_embed is not None:
-            if cond is None:
-                cond = torch.full((len(x),), self.num_classes, device=x.device)
-            cond = torch.as_tensor(cond, device=x.device).long()
-            if (cond < 0).any() or (cond > self.num_classes).any():
-                raise ValueError(f"cond labels must lie in [0, {self.num_classes}] ({self.num_classes} = null)")
-            emb = emb + self.y_embed(cond)
+            if isinstance(cond, int) and not isinstance(cond, bool):
+                cond = torch.full((len(x),), cond, device=x.device)
+            emb = emb + self.y_embed(as_labels(cond, len(x), self.num_classes, True, x.device))
+        elif cond is not None:
+            raise ValueError("cond was given but this MLPDenoiser is unconditional (num_classes=None)")
         h = acts["input"] = self.inp(x)
         for k, layer in enumerate(self.hidden):
             h = acts[f"hidden.{k}"] = h + layer(torch.nn.functional.silu(h + emb))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .._validate import check_choice, check_positive_int, check_tensor
+from .._validate import check_choice, check_model_input, check_positive_int, check_tensor
 from .dit import PREDICTIONS, FinalLayer, modulate, unpatchify
 from .embeddings import as_labels, as_timesteps, drop_labels, sincos_pos_embed_2d
 from .features import record_features
@@ -234,6 +234,7 @@ class MMDiT(nn.Module):
 
     def _run(self, x, t, cond, force_drop_ids, return_attention):
         check_tensor("x", x, ndim=4)
+        check_model_input("x", x, self, self.x_embedder.proj.weight)
         B, C, H, W = x.shape
         if C != self.in_channels:
             raise ValueError(f"x has {C} channels, this MMDiT expects in_channels={self.in_channels}")

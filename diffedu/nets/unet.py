@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .._validate import check_choice, check_positive_int, check_tensor
+from .._validate import check_choice, check_model_input, check_positive_int, check_tensor
 from .embeddings import as_labels, as_timesteps, drop_labels, timestep_embedding
 from .features import record_features
 
@@ -246,6 +246,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t, cond=None, force_drop_ids=None) -> torch.Tensor:
         check_tensor("x", x, ndim=4)
+        check_model_input("x", x, self, self.input_conv.weight)
         B, C, H, W = x.shape
         if C != self.in_channels:
             raise ValueError(f"x has {C} channels, this UNet expects in_channels={self.in_channels}")

@@ -15,9 +15,17 @@ import math
 import torch
 from torch import nn
 
-from .._validate import check_positive_int
+from .._validate import check_callable, check_positive_int, check_real
 
 __all__ = ["fit", "ema_update"]
+
+
+def check_ema(ema) -> float:
+    """The EMA decay: a finite number in [0, 1) (1 would never move the EMA weights)."""
+    ema = check_real("ema", ema)
+    if not 0 <= ema < 1:
+        raise ValueError(f"ema must lie in [0, 1), got {ema}")
+    return ema
 
 
 @torch.no_grad()
@@ -36,8 +44,9 @@ def fit(model: nn.Module, batch_loss, steps: int, lr: float = 2e-3, ema: float =
     batch (it closes over data, generator and model, or its DDP wrapper). Returns (ema_model, losses);
     callback(step, loss, ema_model) after each step."""
     check_positive_int("steps", steps)
-    if not 0 <= ema < 1:
-        raise ValueError(f"ema must lie in [0, 1), got {ema}")
+    lr = check_real("lr", lr, lo=0, lo_open=True)
+    ema = check_ema(ema)
+    check_callable("batch_loss", batch_loss, "batch_loss() -> scalar loss tensor")
     model.train()
     ema_model = copy.deepcopy(model).eval().requires_grad_(False)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -61,6 +70,9 @@ def fit(model: nn.Module, batch_loss, steps: int, lr: float = 2e-3, ema: float =
             sched.step()
             ema_update(ema_model, model, ema)
             losses.append(loss.item())
+            if not math.isfinite(losses[-1]):       # stop at the cause, not with NaN weights later
+                raise ValueError(f"the loss returned by batch_loss became {losses[-1]} at step {step}: lower "
+                                 f"lr (now {lr}), or check the data and the model for NaN / inf")
             if hasattr(bar, "set_postfix") and len(losses) % 50 == 0:
                 bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}")
             if callback is not None:

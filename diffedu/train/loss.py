@@ -12,10 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._validate import check_positive_int, check_tensor
+from .._validate import (check_callable, check_index, check_int, check_output, check_positive_int, check_real,
+                         check_schedule, check_tensor)
 from ..param import from_x0_eps
 from ..schedules import NoiseSchedule
-from .fit import fit
+from .fit import check_ema, fit
 
 __all__ = ["diffusion_loss", "train_denoiser"]
 
@@ -23,6 +24,9 @@ __all__ = ["diffusion_loss", "train_denoiser"]
 def diffusion_loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator=None, cond=None,
                    prediction: str | None = None) -> torch.Tensor:
     """One Monte Carlo estimate of the denoising loss on the batch x0: (B, ...)."""
+    check_callable("model", model, "model(x_t, t[, cond])")
+    check_tensor("x0", x0, min_ndim=2, nonempty=True, finite=True)    # one NaN row would make the loss NaN
+    check_schedule(schedule)
     prediction = prediction or getattr(model, "prediction", "eps")
     B = len(x0)
     i = torch.randint(0, len(schedule), (B,), generator=generator).to(x0.device)
@@ -31,6 +35,7 @@ def diffusion_loss(model, x0: torch.Tensor, schedule: NoiseSchedule, generator=N
     xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
     t = schedule.timesteps.to(x0.device)[i]
     out = model(xt, t) if cond is None else model(xt, t, cond)
+    check_output("the model", out, xt)
     return ((out - from_x0_eps(x0, eps, ab, prediction)) ** 2).mean()
 
 
@@ -49,13 +54,19 @@ def train_denoiser(model: nn.Module, data: torch.Tensor, schedule: NoiseSchedule
     averaged, so every replica (and its EMA) stays identical. callback(step, loss, ema_model)
     is called after each step.
     """
-    check_tensor("data", data, min_ndim=2)
+    check_tensor("data", data, min_ndim=2, nonempty=True, finite=True)
+    check_schedule(schedule)
     check_positive_int("steps", steps)
     check_positive_int("batch_size", batch_size)
-    if not 0 <= ema < 1:
-        raise ValueError(f"ema must lie in [0, 1), got {ema}")
-    if labels is not None and labels.shape != (len(data),):
-        raise ValueError(f"labels must have shape ({len(data)},), got {tuple(labels.shape)}")
+    seed = check_int("seed", seed, lo=0)
+    ema = check_ema(ema)
+    label_dropout = check_real("label_dropout", label_dropout, lo=0, hi=1)
+    if labels is not None:
+        labels = check_index("labels", labels)
+        if labels.shape != (len(data),):
+            raise ValueError(f"labels must have shape ({len(data)},), one per row of data, got {tuple(labels.shape)}")
+        if labels.numel() and int(labels.min()) < 0:
+            raise ValueError(f"labels must be class indices >= 0, got {int(labels.min())}")
     device = torch.device(device) if device is not None else data.device
     rank, world = dist_info()
     torch.manual_seed(seed)                        # same initial weights on every rank

@@ -28,7 +28,8 @@ import numbers
 
 import torch
 
-from ..._validate import check_nonneg, check_real, check_tensor
+from ..._validate import (check_callable, check_int, check_nonneg, check_positive_int, check_real, check_tensor,
+                          rows)
 
 __all__ = ["Operator", "LinearOperator", "conjugate_gradient"]
 
@@ -51,7 +52,15 @@ def _cast(t, like):
 
 def _bdot(a, b):
     """Per-sample inner product of two (B, ...) tensors -> (B,)."""
-    return (a * b).reshape(len(a), -1).sum(1)
+    return rows(a * b).sum(1)
+
+
+def _batched(fn, x):
+    """fn(x) for a (B, ...) batch; an empty batch (B = 0) gives an empty result of the right
+    shape without running fn on it (FFTs and solvers refuse zero-size inputs)."""
+    if x.shape[0] == 0:
+        return fn(x.new_zeros((1,) + tuple(x.shape[1:])))[:0]
+    return fn(x)
 
 
 def conjugate_gradient(M, b, x0=None, iters: int = 100, tol: float = 1e-10):
@@ -62,6 +71,14 @@ def conjugate_gradient(M, b, x0=None, iters: int = 100, tol: float = 1e-10):
     from x0 = 0 on M = A^T A, the iterates stay in range(A^T), so CG returns the
     minimum-norm least-squares solution, i.e. the pseudo-inverse.
     """
+    check_callable("M", M, "M(x) -> (B, ...) like x")
+    check_tensor("b", b, min_ndim=1)
+    if x0 is not None and check_tensor("x0", x0).shape != b.shape:
+        raise ValueError(f"x0 must have the shape of b {tuple(b.shape)}, got {tuple(x0.shape)}")
+    iters = check_int("iters", iters, lo=0)
+    tol = check_nonneg("tol", tol)
+    if b.shape[0] == 0:
+        return b.clone()
     x = torch.zeros_like(b) if x0 is None else x0.clone()
     r = b - M(x) if x0 is not None else b.clone()
     p = r.clone()
@@ -115,7 +132,7 @@ class Operator:
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         """Forward model. x: (B, *in_shape) -> (B, *out_shape)."""
-        return self._A(self._check_x(x))
+        return _batched(self._A, self._check_x(x))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.A(x)
@@ -153,13 +170,16 @@ class LinearOperator(Operator):
     # --- adjoint, pseudo-inverse, normal equations
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """Adjoint A^T. y: (B, *out_shape) -> (B, *in_shape)."""
-        return self._A_adjoint(self._check_y(y))
+        return _batched(self._A_adjoint, self._check_y(y))
 
     def A_dagger(self, y: torch.Tensor, iters: int = 200) -> torch.Tensor:
         """Moore-Penrose pseudo-inverse A^+ y: the minimum-norm least-squares solution.
         y: (B, *out_shape) -> (B, *in_shape). Exact via the SVD where there is one, else
         `iters` conjugate-gradient steps on A^T A x = A^T y from x = 0."""
         y = self._check_y(y)
+        iters = check_positive_int("iters", iters)
+        if len(y) == 0:
+            return _batched(lambda v: self.A_dagger(v, iters), y)
         if not self.has_svd:
             return conjugate_gradient(lambda v: self._A_adjoint(self._A(v)), self._A_adjoint(y),
                                       iters=iters)
@@ -175,7 +195,8 @@ class LinearOperator(Operator):
         """x = (A^T A + mu I)^{-1} b for mu > 0; b, x: (B, *in_shape). Closed form through
         the SVD (or a subclass's faster diagonalisation), else conjugate gradient."""
         b = self._check_x(b, "b")
-        return self._solve_normal(b, check_real("mu", mu, lo=0, lo_open=True), iters)
+        mu, iters = check_real("mu", mu, lo=0, lo_open=True), check_positive_int("iters", iters)
+        return _batched(lambda v: self._solve_normal(v, mu, iters), b)
 
     def _solve_normal(self, b, mu, iters):
         if self.has_svd:
@@ -233,22 +254,22 @@ class LinearOperator(Operator):
     def V_T(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, *in_shape) -> (B, n) right-singular coefficients V^T x."""
         self._need_svd()
-        return self._V_T(self._check_x(x))
+        return _batched(self._V_T, self._check_x(x))
 
     def V(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, n) -> (B, *in_shape), the inverse of V_T."""
         self._need_svd()
-        return self._V(self._check_flat("z", z, self._n))
+        return _batched(self._V, self._check_flat("z", z, self._n))
 
     def U_T(self, y: torch.Tensor) -> torch.Tensor:
         """y: (B, *out_shape) -> (B, m) left-singular coefficients U^T y."""
         self._need_svd()
-        return self._U_T(self._check_y(y))
+        return _batched(self._U_T, self._check_y(y))
 
     def U(self, z: torch.Tensor) -> torch.Tensor:
         """z: (B, m) -> (B, *out_shape), the inverse of U_T."""
         self._need_svd()
-        return self._U(self._check_flat("z", z, self._m))
+        return _batched(self._U, self._check_flat("z", z, self._m))
 
     def singular_values(self) -> torch.Tensor:
         """(n,) float64: s_1..s_k, then zeros for the null space (length prod(in_shape))."""

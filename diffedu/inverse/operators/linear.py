@@ -15,7 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..._validate import check_choice, check_nonneg, check_positive_int, check_real, check_tensor
+from ..._validate import check_choice, check_int, check_nonneg, check_positive_int, check_real, check_tensor
 from .base import LinearOperator, _cast, _pair
 from .masks import gaussian_kernel
 
@@ -28,7 +28,9 @@ class Dense(LinearOperator):
     has_svd = True
 
     def __init__(self, H: torch.Tensor):
-        check_tensor("H", H, ndim=2)
+        check_tensor("H", H, ndim=2, nonempty=True, finite=True)
+        if H.shape[1] == 0:
+            raise ValueError(f"H must have at least one column, got shape {tuple(H.shape)}")
         self.H = H.detach().double()
         self.out_shape, self.in_shape = (H.shape[0],), (H.shape[1],)
         U, S, Vh = torch.linalg.svd(self.H, full_matrices=True)   # U (m, m), S (k,), Vh (n, n)
@@ -167,7 +169,7 @@ class Inpainting(LinearOperator):
     has_svd = True
 
     def __init__(self, mask: torch.Tensor, channels: int = 3):
-        check_tensor("mask", mask, ndim=(2, 3), floating=False)
+        check_tensor("mask", mask, ndim=(2, 3), floating=False, nonempty=True)
         check_positive_int("channels", channels)
         m = mask.detach().double().cpu()
         if not bool(((m == 0) | (m == 1)).all()):
@@ -217,7 +219,9 @@ class Blur(LinearOperator):
     has_svd = True
 
     def __init__(self, kernel: torch.Tensor, img_size, channels: int = 3):
-        check_tensor("kernel", kernel, ndim=2)
+        check_tensor("kernel", kernel, ndim=2, nonempty=True, finite=True)
+        if kernel.shape[1] == 0:
+            raise ValueError(f"kernel must not be empty, got shape {tuple(kernel.shape)}")
         check_positive_int("channels", channels)
         H, W = _pair("img_size", img_size)
         kh, kw = kernel.shape
@@ -310,6 +314,10 @@ class Turbulence(LinearOperator):
         check_positive_int("channels", channels)
         self.strength = check_nonneg("strength", strength)
         corr = H / 8 if correlation is None else check_real("correlation", correlation, lo=0, lo_open=True)
+        seed = check_int("seed", seed)
+        blur_sigma = check_real("blur_sigma", blur_sigma, lo=0, lo_open=True)
+        if kernel_size is not None:
+            kernel_size = check_positive_int("kernel_size", kernel_size)
         self.in_shape = self.out_shape = (channels, H, W)
         g = torch.Generator().manual_seed(seed)
         noise = torch.randn(2, H, W, generator=g, dtype=torch.float64)

@@ -8,14 +8,14 @@ import math
 
 import torch
 
-from ..._validate import check_positive_int, check_real
+from ..._validate import check_int, check_positive_int, check_real
 from .base import _pair
 
 __all__ = ["box_mask", "random_mask", "freeform_mask", "gaussian_kernel", "motion_kernel"]
 
 
 def _gen(seed):
-    return torch.Generator().manual_seed(int(seed))
+    return torch.Generator().manual_seed(check_int("seed", seed))
 
 
 def box_mask(img_size, box_size=None, seed: int | None = None) -> torch.Tensor:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from ..._validate import check_operator, check_schedule
+from ..._validate import check_operator, check_schedule, check_tensor
 from ...denoiser import Denoiser, as_denoiser
 from ...schedules import NoiseSchedule
 from ..operators import Operator
@@ -37,7 +37,8 @@ def setup(y: torch.Tensor, operator: Operator, denoiser, schedule: NoiseSchedule
     check_operator(operator, linear=linear, svd=svd, who=who)                     # 1.
     check_schedule(schedule)
     D: Denoiser = as_denoiser(denoiser, schedule)                                 # 2.
-    y = operator._check_y(y)
+    # y enters every step: a NaN in it would surface later as a "non-finite sample"
+    y = check_tensor("y", operator._check_y(y), nonempty=True, finite=True)
     if steps is not None:                                                         # 3.
         schedule = schedule.respace(steps)
     if x_T is None:
@@ -46,8 +47,11 @@ def setup(y: torch.Tensor, operator: Operator, denoiser, schedule: NoiseSchedule
                              f"the starting noise (B, C, H, W)")
         x_T = randn((len(y),) + tuple(operator.in_shape), y, generator)
     else:
-        x_T = operator._check_x(x_T, "x_T")
+        x_T = check_tensor("x_T", operator._check_x(x_T, "x_T"), finite=True)
         if len(x_T) != len(y):
             raise ValueError(f"x_T and y must have the same batch size, got {len(x_T)} and {len(y)} "
                              f"(repeat y, e.g. y.expand(n, ...), for n samples of one measurement)")
+        # the samples live in the wider of the two dtypes (a float64 y would promote them at the
+        # first step anyway; starting there keeps every step in one dtype)
+        x_T = x_T.to(torch.promote_types(x_T.dtype, y.dtype))
     return y, D, schedule, x_T

@@ -27,8 +27,8 @@ import math
 
 import torch
 
-from ..._validate import check_nonneg
-from ...samplers import reverse_loop
+from ..._validate import check_nonneg, check_operator, check_same_shape, check_tensor
+from ...samplers import _check_levels, reverse_loop
 from ...schedules import NoiseSchedule
 from ..operators import LinearOperator
 from .common import setup
@@ -39,6 +39,8 @@ __all__ = ["ddrm", "ddrm_step", "spectral_measurement"]
 def spectral_measurement(y: torch.Tensor, operator: LinearOperator):
     """(ybar, s, measured): ybar = S^+ U^T y: (B, n), the singular values s: (n,) in y's dtype,
     and the mask measured: (n,) bool of the coordinates with s_j > rcond * s_max."""
+    check_operator(operator, svd=True, who="spectral_measurement")
+    y = operator._check_y(y)
     s = operator.singular_values().to(dtype=y.dtype, device=y.device)
     measured = s > operator.rcond * s.max()
     k = min(len(s), math.prod(operator.out_shape))
@@ -56,6 +58,14 @@ def ddrm_step(xt: torch.Tensor, x0_hat: torch.Tensor, eps_hat: torch.Tensor, ab_
     """One DDRM update x_t -> x_prev (Kawar et al. 2022, eq. 8) in the VP variable.
     xt, x0_hat, eps_hat: (B, *in_shape); ybar: (B, n), s: (n,), measured: (n,) from
     `spectral_measurement`; noise: (B, n) standard normal (unused when ab_prev = 1)."""
+    check_operator(operator, svd=True, who="DDRM")
+    check_same_shape("xt", operator._check_x(xt, "xt"), x0_hat=x0_hat, eps_hat=eps_hat)
+    ab_t, ab_prev = _check_levels(ab_t, ab_prev)
+    sigma_y = check_nonneg("sigma_y", sigma_y)
+    eta, eta_b = check_nonneg("eta", eta, upper=1.0), check_nonneg("eta_b", eta_b, upper=1.0)
+    if noise is not None and check_tensor("noise", noise).shape != (len(xt), operator._n):
+        raise ValueError(f"noise must have shape (B, n) = ({len(xt)}, {operator._n}) (spectral coordinates), "
+                         f"got {tuple(noise.shape)}")
     sig_p = ((1 - ab_prev) / ab_prev) ** 0.5                          # VE level of the target
     # 1. spectral coordinates of the denoised estimate and of the noise direction
     x0bar = operator.V_T(x0_hat)

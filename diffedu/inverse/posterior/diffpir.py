@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import torch
 
-from ..._validate import check_nonneg, check_positive_int, check_real
+from ..._validate import check_nonneg, check_operator, check_positive_int, check_real, check_same_shape
+from ...samplers import _check_levels
 from ...samplers import reverse_loop
 from ...schedules import NoiseSchedule
 from ..operators import LinearOperator
@@ -38,6 +39,12 @@ def diffpir_data_step(x0: torch.Tensor, y: torch.Tensor, operator: LinearOperato
                       cg_iters: int = 100) -> torch.Tensor:
     """argmin_x ||y - A x||^2 + rho ||x - x0||^2 (DiffPIR eq. 12), in float64 and residual form.
     x0: (B, *in_shape), y: (B, *out_shape) -> (B, *in_shape)."""
+    check_operator(operator, linear=True, who="diffpir_data_step")
+    x0, y = operator._check_x(x0, "x0"), operator._check_y(y)
+    if len(x0) != len(y):
+        raise ValueError(f"x0 and y must have the same batch size, got {len(x0)} and {len(y)}")
+    rho = check_nonneg("rho", rho)
+    cg_iters = check_positive_int("cg_iters", cg_iters)
     x0d, yd = x0.double(), y.double()
     b = operator.A_adjoint(yd - operator.A(x0d))                    # A^T (y - A x0)
     return (x0d + operator.solve_normal(b, max(rho, RHO_MIN), iters=cg_iters)).to(x0.dtype)
@@ -49,6 +56,10 @@ def diffpir_step(xt: torch.Tensor, x0: torch.Tensor, ab_t: float, ab_prev: float
     """One DiffPIR update x_i -> x_{i-1} after the prior step (Zhu et al. 2023, Algorithm 1,
     eq. 12-15). xt, x0 = D(x_i, t_i), noise: (B, *in_shape); y: (B, *out_shape). Returns
     (x_prev, x0hat), x0hat the data-step output; the last step (ab_prev = 1) returns x0hat."""
+    check_same_shape("xt", xt, optional=("noise",), x0=x0, noise=noise)
+    ab_t, ab_prev = _check_levels(ab_t, ab_prev)
+    sigma_y, lam = check_nonneg("sigma_y", sigma_y), check_real("lam", lam, lo=0, lo_open=True)
+    zeta = check_nonneg("zeta", zeta, upper=1.0)
     # 2. data step with rho_i = lam sigma_y^2 / sigmabar_i^2 (eq. 12)
     rho = lam * sigma_y ** 2 * ab_t / (1 - ab_t)
     x0hat = diffpir_data_step(x0, y, operator, rho, cg_iters)

@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import torch
 
-from ..._validate import check_nonneg, check_operator, check_schedule
+from ..._validate import check_nonneg, check_operator, check_schedule, check_tensor, rows
 from ...denoiser import Denoiser, as_denoiser, t_batch
-from ...samplers import ddpm_step, reverse_loop
+from ...samplers import _check_levels, ddpm_step, reverse_loop
 from ...schedules import NoiseSchedule
 from ..operators import Operator
 from .common import setup
@@ -44,7 +44,7 @@ def _residual_grad(D: Denoiser, x: torch.Tensor, t: torch.Tensor, ab_t, y: torch
     with torch.enable_grad():
         xi = x.detach().requires_grad_(True)
         x0 = D.x0_eps(xi, t, cond, alpha_bar=ab_t)[0]
-        r2 = (y - operator.A(x0)).reshape(len(x), -1).pow(2).sum(1)        # ||r||^2 per sample
+        r2 = rows(y - operator.A(x0)).pow(2).sum(1)                        # ||r||^2 per sample
         (grad,) = torch.autograd.grad(r2.sum(), xi)                        # grad_{x_i} ||r||^2
     return x0.detach(), grad, r2.detach().sqrt()
 
@@ -61,6 +61,13 @@ def dps_step(x: torch.Tensor, t: torch.Tensor, ab_t: float, ab_prev: float, y: t
     callable D(x_t, t) -> x0_hat. Returns (x_prev, x0_hat, ||r||: (B,)), where
     ||r|| = ||y - A(x0_hat(x_i))|| is the residual before the step."""
     D = as_denoiser(denoiser)
+    check_operator(operator, who="DPS")
+    check_tensor("x", x, min_ndim=1)
+    y = operator._check_y(y)
+    if len(y) != len(x):
+        raise ValueError(f"y must have one row per row of x ({len(x)}), got {len(y)}")
+    ab_t, ab_prev = _check_levels(ab_t, ab_prev)
+    zeta = check_nonneg("zeta", zeta)
     # 1. denoise with the graph kept: x0_hat depends on x_i (DPS eq. 10, Tweedie)
     x0, grad, rnorm = _residual_grad(D, x, t, ab_t, y, operator)
     # 2. DDPM ancestral step from x_i with x0_hat (Alg. 1, line 6; DDPM eq. 6-7)
@@ -111,7 +118,7 @@ class DPSDenoiser(Denoiser):
         """(ab_t, c) at t's entries: floats when all rows share one entry (plain-number
         arithmetic, as in dps_step), else (B, 1, ..., 1) tensors in x's dtype."""
         idx = self.schedule.index_of(t)                                     # (B,) entries
-        if bool((idx == idx[0]).all()):
+        if len(idx) and bool((idx == idx[0]).all()):
             i = int(idx[0])
             ab_t, ab_prev = self._ab[i], (self._ab[i - 1] if i > 0 else 1.0)
         else:
@@ -122,6 +129,8 @@ class DPSDenoiser(Denoiser):
 
     def x0_eps(self, x: torch.Tensor, t, cond=None, alpha_bar=None):
         t = t_batch(t, x)
+        if len(x) != len(self.y):
+            raise ValueError(f"x must have one row per row of y ({len(self.y)}), got {len(x)}")
         ab_t, c = self._levels(t, x)
         # 1. x0_hat and grad ||r||^2 through the prior's denoiser (Alg. 1, lines 4 and 7)
         x0, grad, rnorm = _residual_grad(self.denoiser, x, t, ab_t, self.y, self.operator, cond)
@@ -143,5 +152,5 @@ def dps_denoiser(y: torch.Tensor, operator: Operator, denoiser, schedule: NoiseS
     zeta = check_nonneg("zeta", zeta)
     check_schedule(schedule)
     D = as_denoiser(denoiser, schedule)
-    y = operator._check_y(y)
+    y = check_tensor("y", operator._check_y(y), finite=True)
     return DPSDenoiser(y, operator, D, schedule, zeta)

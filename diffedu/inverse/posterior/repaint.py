@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import torch
 
-from ..._validate import check_nonneg, check_positive_int
-from ...samplers import Trace, ddpm_step
+from ..._validate import check_nonneg, check_operator, check_positive_int, check_same_shape
+from ...samplers import Trace, _check_levels, ddpm_step
 from ...schedules import NoiseSchedule
 from ..operators import LinearOperator
 from .common import randn, setup
@@ -72,6 +72,11 @@ def repaint_step(x: torch.Tensor, x0_hat: torch.Tensor, ab_t: float, ab_prev: fl
     """One RePaint denoising step x_i -> x_{i-1} (Algorithm 1, lines 4-8).
     x, x0_hat, x_y = A^+ y, noise, noise_known: (B, *in_shape). `spectral` = (ybar, s,
     measured) from ddrm.spectral_measurement switches to the noise-aware form (module doc)."""
+    check_operator(operator, linear=True, who="RePaint")
+    check_same_shape("x", operator._check_x(x), optional=("noise", "noise_known"), x0_hat=x0_hat, x_y=x_y,
+                     noise=noise, noise_known=noise_known)
+    ab_t, ab_prev = _check_levels(ab_t, ab_prev)
+    sigma_y = check_nonneg("sigma_y", sigma_y)
     # 1. unknown part: the DDPM ancestral step with the denoiser
     x_unknown = ddpm_step(x, x0_hat, ab_t, ab_prev, noise)
     last = noise_known is None or ab_prev >= 1
