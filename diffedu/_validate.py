@@ -196,3 +196,12 @@ def check_operator(operator, *, linear: bool = False, svd: bool = False, who: st
         raise TypeError(f"{who} needs an operator with an SVD (V_T, V, U_T, U, singular_values), "
                         f"and {type(operator).__name__} has none; use dps, diffpir or repaint")
     return operator
+
+
+def check_positive_range(lo_name: str, lo, hi_name: str, hi) -> tuple[float, float]:
+    """Two finite numbers with 0 < lo < hi (e.g. beta_min < beta_max, sigma_min < sigma_max)."""
+    lo = check_real(lo_name, lo, lo=0, lo_open=True)
+    hi = check_real(hi_name, hi, lo=0, lo_open=True)
+    if not lo < hi:
+        raise ValueError(f"need 0 < {lo_name} < {hi_name}, got {lo_name}={lo}, {hi_name}={hi}")
+    return lo, hi

@@ -36,6 +36,14 @@ def _labels(cond, x: torch.Tensor, name: str = "cond") -> torch.Tensor:
 
 
 # -- classifier-free guidance ---------------------------------------------------------------
+def _bound(bound, cond, who: str):
+    """The label given at the call, else the one bound when the guide was built."""
+    cond = bound if cond is None else cond
+    if cond is None:
+        raise ValueError(f"{who} needs a class label: pass cond=... when building the guide or when calling it")
+    return cond
+
+
 class ClassifierFreeGuidance(Denoiser):
     """D_w(x_t, t, cond) = D(x_t, t, null) + w (D(x_t, t, cond) - D(x_t, t, null)), and the same
     mix of eps; x_t: (B, ...). Conditional and null branches run as one batch of 2B.
@@ -46,12 +54,7 @@ class ClassifierFreeGuidance(Denoiser):
         self.schedule = self.inner.schedule
 
     def x0_eps(self, x: torch.Tensor, t, cond=None, alpha_bar=None):
-        cond = self.cond if cond is None else cond
-        if cond is None:
-            raise ValueError("classifier-free guidance needs a class label: pass cond=... when "
-                             "building the guide or when calling it")
-        t = t_batch(t, x)
-        c = _labels(cond, x)
+        t, c = t_batch(t, x), _labels(_bound(self.cond, cond, "classifier-free guidance"), x)
         c2 = torch.cat([c, torch.full_like(c, self.null_label)])
         if isinstance(alpha_bar, torch.Tensor) and alpha_bar.ndim > 0 and len(alpha_bar) == len(x):
             alpha_bar = torch.cat([alpha_bar, alpha_bar])
@@ -113,10 +116,7 @@ class ClassifierGuidance(Denoiser):
             as_denoiser(denoiser, schedule), classifier, scale, schedule, cond)
 
     def x0_eps(self, x: torch.Tensor, t, cond=None, alpha_bar=None):
-        cond = self.cond if cond is None else cond
-        if cond is None:
-            raise ValueError("classifier guidance needs a class label: pass cond=... when building "
-                             "the guide or when calling it")
+        cond = _bound(self.cond, cond, "classifier guidance")
         t = t_batch(t, x)
         ab = self.schedule.alpha_bar_of(t, x)
         # 1. the unguided prediction; 2. the classifier's gradient; 3. tilt eps (and so x0)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import torch
 
-from ._validate import check_choice, check_index, check_positive_int, check_real, check_tensor
+from ._validate import check_choice, check_index, check_positive_int, check_positive_range, check_real, check_tensor
 
 
 class NoiseSchedule:
@@ -269,11 +269,8 @@ def karras_sigmas(n: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.0
     """EDM noise levels (Karras et al. 2022, eq. 5), decreasing from sigma_max to sigma_min:
     sigma_i = (sigma_max^(1/rho) + i/(n-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho."""
     check_positive_int("n", n)
-    sigma_min = check_real("sigma_min", sigma_min, lo=0, lo_open=True)
-    sigma_max = check_real("sigma_max", sigma_max, lo=0, lo_open=True)
+    sigma_min, sigma_max = check_positive_range("sigma_min", sigma_min, "sigma_max", sigma_max)
     rho = check_real("rho", rho, lo=0, lo_open=True)
-    if not sigma_min < sigma_max:
-        raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
     ramp = torch.linspace(0, 1, n, dtype=torch.float64) if n > 1 else torch.zeros(1, dtype=torch.float64)
     return (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
 

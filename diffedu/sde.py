@@ -29,7 +29,7 @@ import numbers
 
 import torch
 
-from ._validate import (check_callable, check_choice, check_int, check_output, check_positive_int, check_real,
+from ._validate import (check_callable, check_choice, check_int, check_output, check_positive_int, check_positive_range, check_real,
                         check_schedule, check_tensor, checked, rows)
 from .exact.gmm import GaussianMixture
 from .denoiser import as_denoiser
@@ -112,11 +112,7 @@ class VPSDE(SDE):
     name = "vp"
 
     def __init__(self, beta_min: float = 0.1, beta_max: float = 20.0):
-        beta_min = check_real("beta_min", beta_min, lo=0, lo_open=True)
-        beta_max = check_real("beta_max", beta_max, lo=0, lo_open=True)
-        if not beta_min < beta_max:
-            raise ValueError(f"need 0 < beta_min < beta_max, got beta_min={beta_min}, beta_max={beta_max}")
-        self.beta_min, self.beta_max = float(beta_min), float(beta_max)
+        self.beta_min, self.beta_max = check_positive_range("beta_min", beta_min, "beta_max", beta_max)
 
     def __repr__(self):
         return f"{type(self).__name__}(beta_min={self.beta_min}, beta_max={self.beta_max})"
@@ -158,11 +154,7 @@ class VESDE(SDE):
     t_min = 1e-5
 
     def __init__(self, sigma_min: float = 0.01, sigma_max: float = 50.0):
-        sigma_min = check_real("sigma_min", sigma_min, lo=0, lo_open=True)
-        sigma_max = check_real("sigma_max", sigma_max, lo=0, lo_open=True)
-        if not sigma_min < sigma_max:
-            raise ValueError(f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}")
-        self.sigma_min, self.sigma_max = float(sigma_min), float(sigma_max)
+        self.sigma_min, self.sigma_max = check_positive_range("sigma_min", sigma_min, "sigma_max", sigma_max)
 
     def __repr__(self):
         return f"VESDE(sigma_min={self.sigma_min}, sigma_max={self.sigma_max})"
