@@ -2,6 +2,8 @@
 #
 #   make lab    create .venv if missing, install, start JupyterLab on notebooks/
 #   make test   create .venv if missing, install, run unit tests, nbval, browser test
+#   make book   the static HTML book of the stored notebooks, in build/book/ (offline)
+#   make student-copies   exercise-only notebooks (no outputs, no answers) in build/students/
 #
 # Knobs (make VAR=value ...):
 #   PYTHON       interpreter that creates .venv (>= 3.10)            [python3]
@@ -37,13 +39,15 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 HAVE_NOTEBOOKS = $(wildcard notebooks/*.ipynb)
 
-.PHONY: help install lab test test-fast test-notebooks test-browser browser-deps clean-venv
+.PHONY: help install lab test test-fast test-notebooks test-browser browser-deps clean-venv book student-copies
 
 help:
 	@echo "make lab         start JupyterLab on notebooks/ (installs into $(VENV) first if needed)"
 	@echo "make test        unit tests + every notebook (nbval) + the real-browser test"
 	@echo "make test-fast   unit tests without slow ones, no notebooks, no browser"
 	@echo "make test-notebooks / make test-browser   one part of make test"
+	@echo "make book        the static HTML book of the stored notebooks: build/book/index.html"
+	@echo "make student-copies   exercise-only notebooks to hand out: build/students/"
 	@echo "make install     only create $(VENV) and install diffedu[$(EXTRAS)]"
 	@echo "make clean-venv  remove $(VENV)"
 
@@ -113,7 +117,7 @@ lab: $(STAMP)
 # workers otherwise fight over the cores: measured 5x slower training here).
 test test-fast test-notebooks test-browser: export OMP_NUM_THREADS ?= 1
 # Lint first: pycodestyle + pyflakes, configured in pyproject.toml's [tool.ruff].
-LINT = $(BIN)/ruff check diffedu tests benchmarks
+LINT = $(BIN)/ruff check diffedu tests benchmarks scripts
 UNIT_TESTS = $(PY) -m pytest tests -m "not browser" -n $(JOBS)
 NOTEBOOK_TESTS = if [ -z "$(HAVE_NOTEBOOKS)" ]; then echo "no notebooks/*.ipynb yet: nothing to validate"; \
 	  else $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider -n $(JOBS) --dist loadscope notebooks/; fi
@@ -122,6 +126,7 @@ BROWSER_TEST = DIFFEDU_REQUIRE_BROWSER=1 DIFFEDU_CHROMIUM=$(CHROMIUM) $(PY) -m p
 test: $(STAMP) browser-deps
 	$(LINT)
 	$(UNIT_TESTS) --run-slow $(PYTEST_ARGS)
+	$(PY) scripts/build_book.py
 	$(NOTEBOOK_TESTS)
 	$(BROWSER_TEST) $(PYTEST_ARGS)
 
@@ -134,3 +139,12 @@ test-notebooks: $(STAMP)
 
 test-browser: $(STAMP) browser-deps
 	$(BROWSER_TEST) $(PYTEST_ARGS)
+
+# ---------------------------------------------------------------- book, students' copies
+# The book is built from the notebooks as stored (nothing re-executed); tests/test_book.py
+# (a unit test) checks it. Students' copies: outputs cleared, answers and solutions removed.
+book: $(STAMP)
+	$(PY) scripts/build_book.py --out build/book
+
+student-copies: $(STAMP)
+	$(PY) scripts/student_copies.py --out build/students

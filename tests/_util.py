@@ -13,3 +13,24 @@ def png(fig) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def load_script(name: str):
+    """scripts/<name>.py imported as a module (the scripts are not a package)."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def notebook_cells(path):
+    """The cells of a stored notebook, read as plain JSON."""
+    import json
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def cell_text(cell) -> str:
+    return "".join(cell["source"])

@@ -3,11 +3,11 @@ that cites the survey section the chapter mirrors, a closing Summary and Exercis
 citations that name sections the survey has. Reads the .ipynb files as JSON; runs nothing."""
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
+from _util import cell_text, notebook_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -34,12 +34,7 @@ SECTION = re.compile(r"\bA(?:\.\d+)+|\b\d+(?:\.\d+)*")
 MENTION = re.compile(r"[Ss]urvey(?:'s)? (?:sections?|appendix) (A(?:\.\d+)+|\d+(?:\.\d+)*)")
 
 
-def _cells(path):
-    return json.loads(path.read_text(encoding="utf-8"))["cells"]
-
-
-def _text(cell):
-    return "".join(cell["source"])
+_cells, _text = notebook_cells, cell_text
 
 
 def _citation_line(path):
