@@ -20,7 +20,8 @@ from .exact.gmm import GaussianMixture
 from .forward import forward_trajectory, q_posterior, q_sample
 from .metrics import mmd, psnr, sliced_wasserstein, ssim
 from .param import PREDICTIONS, convert, from_x0_eps, to_x0_eps, tweedie
-from .samplers import SAMPLERS, Trace, ddim, ddim_sigma, ddim_step, ddpm, ddpm_step, reverse_loop
+from .samplers import (SAMPLERS, Trace, ddim, ddim_sigma, ddim_step, ddpm, ddpm_step, pf_ode_euler_sigma,
+                       reverse_loop)
 from .schedules import (SCHEDULES, NoiseSchedule, cosine_schedule, from_betas, get_schedule,
                         karras_schedule, karras_sigmas, linear_schedule, sigmoid_schedule)
 
@@ -38,7 +39,7 @@ __all__ = [
     "q_sample", "q_posterior", "forward_trajectory",
     "PREDICTIONS", "to_x0_eps", "from_x0_eps", "convert", "tweedie",
     "Denoiser", "NetworkDenoiser", "FunctionDenoiser", "to_denoiser", "as_denoiser", "sigma_denoiser",
-    "ddim", "ddpm", "ddim_step", "ddpm_step", "ddim_sigma", "reverse_loop", "Trace", "SAMPLERS",
+    "ddim", "ddpm", "ddim_step", "ddpm_step", "ddim_sigma", "reverse_loop", "pf_ode_euler_sigma", "Trace", "SAMPLERS",
     "GaussianMixture", "sliced_wasserstein", "mmd", "psnr", "ssim",
     "train_denoiser", "pretrained", "pretrained_denoiser", "load_model",
     *_LAZY,

@@ -42,7 +42,7 @@ from .param import PREDICTIONS, _level, _to_x0_eps
 from .schedules import NoiseSchedule
 
 __all__ = ["Denoiser", "NetworkDenoiser", "FunctionDenoiser", "to_denoiser", "as_denoiser",
-           "sigma_denoiser", "t_batch"]
+           "sigma_denoiser", "level_denoiser", "t_batch"]
 
 
 def t_batch(t, x: torch.Tensor) -> torch.Tensor:
@@ -221,3 +221,12 @@ def sigma_denoiser(denoiser, schedule: NoiseSchedule | None = None, interpolate:
                                                 for sv in torch.as_tensor(sigma, dtype=torch.float64).reshape(-1)])
     D_sigma.denoiser = D
     return D_sigma
+
+
+def level_denoiser(denoiser, schedule: NoiseSchedule | None = None):
+    """The denoiser (diffedu.denoiser contract) whose `at_level(x, alpha_bar)` the continuous
+    views call; schedule: the denoiser's (default: its own .schedule)."""
+    D = as_denoiser(denoiser, schedule)
+    if D.schedule is None:
+        raise TypeError("a discrete denoiser needs its NoiseSchedule: pass schedule=...")
+    return D

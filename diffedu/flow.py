@@ -23,7 +23,8 @@ import torch
 from ._validate import check_callable, check_choice, check_output, check_positive_int, check_real, check_tensor, checked
 from .exact.gmm import GaussianMixture
 from .samplers import Trace
-from .sde import _as_t, _per_time, check_times, level_denoiser
+from .denoiser import level_denoiser
+from .times import as_t, check_times, per_time
 
 
 # -- paths ----------------------------------------------------------------------------------
@@ -48,8 +49,8 @@ class Path:
         return f"{type(self).__name__}()"
 
     def _coef(self, tau, x):
-        tau = _as_t(tau)
-        return [_as_t(f(tau), x) for f in (self.alpha, self.sigma, self.d_alpha, self.d_sigma)]
+        tau = as_t(tau)
+        return [as_t(f(tau), x) for f in (self.alpha, self.sigma, self.d_alpha, self.d_sigma)]
 
     def sample(self, x0: torch.Tensor, x1: torch.Tensor, tau):
         """(x_tau, u): the point on the path and its conditional velocity; x0, x1: (B, ...), tau: (B,)."""
@@ -71,7 +72,7 @@ class Path:
 
     def vp_equivalent(self, tau):
         """(c, alpha_bar): x_tau / c is a VP sample sqrt(ab) x0 + sqrt(1 - ab) x1 (float64)."""
-        a, s = self.alpha(_as_t(tau)), self.sigma(_as_t(tau))
+        a, s = self.alpha(as_t(tau)), self.sigma(as_t(tau))
         c = torch.sqrt(a ** 2 + s ** 2)
         return c, (a / c) ** 2
 
@@ -123,7 +124,7 @@ def gmm_path_marginal(gmm: GaussianMixture, path, tau: float) -> GaussianMixture
         raise TypeError(f"gmm must be a GaussianMixture, got {type(gmm).__name__}")
     p = get_path(path)
     tau = check_real("tau", tau, lo=0, hi=1)
-    a, s = float(p.alpha(_as_t(tau))), float(p.sigma(_as_t(tau)))
+    a, s = float(p.alpha(as_t(tau))), float(p.sigma(as_t(tau)))
     eye = torch.eye(gmm.D, dtype=torch.float64)
     return GaussianMixture(gmm.weights, a * gmm.means, a ** 2 * gmm.covs + s ** 2 * eye, gmm.labels)
 
@@ -144,10 +145,10 @@ def gmm_velocity(gmm: GaussianMixture, path="linear"):
         xv = x / c
         x0 = gmm.denoiser(xv, ab)
         x1 = -(1 - ab) ** 0.5 * gmm.score_t(xv, ab)
-        tt = _as_t(tau)
+        tt = as_t(tau)
         return float(p.d_alpha(tt)) * x0 + float(p.d_sigma(tt)) * x1
 
-    return lambda x, tau: _per_time(u, x, tau, "tau")
+    return lambda x, tau: per_time(u, x, tau, "tau")
 
 
 def denoiser_velocity_fn(denoiser, path="linear", schedule=None, interpolate: bool = True):
@@ -160,10 +161,10 @@ def denoiser_velocity_fn(denoiser, path="linear", schedule=None, interpolate: bo
     def u(x, tau):
         c, ab = (float(v) for v in p.vp_equivalent(tau))
         x0, eps = D.at_level(x / c, ab, interpolate=interpolate)
-        tt = _as_t(tau)
+        tt = as_t(tau)
         return float(p.d_alpha(tt)) * x0 + float(p.d_sigma(tt)) * eps
 
-    return lambda x, tau: _per_time(u, x, tau, "tau")
+    return lambda x, tau: per_time(u, x, tau, "tau")
 
 
 def model_velocity(model, t_scale: float = 1000.0, cond=None):

@@ -215,4 +215,36 @@ def ddpm(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None
                         callback=callback)
 
 
+def pf_ode_euler_sigma(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None = None,
+                       heun: bool = False, return_trajectory: bool = False, callback=None):
+    """The probability-flow ODE in Karras et al.'s (2022) variables, Euler (= DDIM) or Heun
+    (their Algorithm 1) steps on the entries of `schedule` (respaced to `steps`), as a step of the
+    one reverse loop. x_T: (B, ...) a VP sample at the last entry.
+
+    Notation: x_bar = x / sqrt(alpha_bar), sigma = sqrt((1 - alpha_bar) / alpha_bar) (schedule.sigmas);
+    then x_bar = x_0 + sigma eps and the PF-ODE is d x_bar / d sigma = eps_hat = (x_bar - D) / sigma
+    (Karras et al. eq. 4 with s = 1). One Euler step sigma_i -> sigma_{i-1} is
+        x_bar_{i-1} = x_bar_i + (sigma_{i-1} - sigma_i) eps_hat,
+    i.e. sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev) eps_hat after multiplying by sqrt(ab_prev): DDIM
+    with eta = 0, exactly. Returns x_0 (sigma = 0), or (x_0, xs, x0_hats) as `ddim`; the
+    callback also gets 'sigma'."""
+    check_schedule(schedule)
+    D = as_denoiser(denoiser, schedule)
+    if steps is not None:
+        schedule = schedule.respace(steps)
+    sig, ts = schedule.sigmas.tolist(), schedule.timesteps.tolist()
+
+    def step(x, i, t, ab_t, ab_prev, z):
+        s_next, xbar = (sig[i - 1] if i > 0 else 0.0), x / ab_t ** 0.5
+        with torch.no_grad():
+            x0, d = D.x0_eps(x, t, alpha_bar=ab_t)                    # 1. slope eps_hat at sigma_i
+            x_new = xbar + (s_next - sig[i]) * d                      # 2. Euler step
+            if heun and i > 0:                                        # 3. Heun correction (not to sigma = 0)
+                _, d2 = D.x0_eps(x_new * ab_prev ** 0.5, torch.full_like(t, ts[i - 1]), alpha_bar=ab_prev)
+                x_new = xbar + (s_next - sig[i]) * 0.5 * (d + d2)
+        return x_new * ab_prev ** 0.5, x0, {"sigma": sig[i]}          # back to the VP variable
+    return reverse_loop(step, x_T, schedule, generator=None, return_trajectory=return_trajectory,
+                        callback=callback, needs_noise=False)
+
+
 SAMPLERS = {"ddim": ddim, "ddpm": ddpm}

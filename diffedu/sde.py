@@ -25,29 +25,19 @@ or (x_0, xs (S+1, B, ...), x0_hats (S, B, ...)); callback gets {'x', 'i', 't', '
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
 from ._validate import (check_callable, check_choice, check_int, check_output, check_positive_int, check_positive_range, check_real,
-                        check_schedule, check_tensor, checked, rows)
+                        check_tensor, checked, rows)
 from .exact.gmm import GaussianMixture
-from .denoiser import as_denoiser
+from .denoiser import level_denoiser
+from .times import as_t, per_time
 from .samplers import Trace
 from .schedules import NoiseSchedule
 
 
 # -- the SDEs -------------------------------------------------------------------------------
-def _as_t(t, like: torch.Tensor | None = None) -> torch.Tensor:
-    """t as a float64 tensor; with `like` (B, ...): shaped (B, 1, ..., 1) in like's dtype/device."""
-    t = torch.as_tensor(t, dtype=torch.float64)
-    if like is None:
-        return t
-    if t.ndim == 0:
-        t = t.expand(len(like))
-    return t.reshape((-1,) + (1,) * (like.ndim - 1)).to(device=like.device, dtype=like.dtype)
-
-
 class SDE:
     """A linear SDE dx = f(t) x dt + g(t) dw on t in [0, 1] with Gaussian perturbation kernel
     p_t(x | x_0) = N(m(t) x_0, s(t)^2 I). Subclasses define `_f`, `_g2`, `_m_s` on float64 t."""
@@ -66,15 +56,15 @@ class SDE:
     def drift(self, x: torch.Tensor, t) -> torch.Tensor:
         """f(x, t) = f(t) x; x: (B, ...), t: float or (B,)."""
         check_tensor("x", x, min_ndim=1)
-        return _as_t(self._f(_as_t(t)), x) * x
+        return as_t(self._f(as_t(t)), x) * x
 
     def diffusion(self, t) -> torch.Tensor:
         """g(t) (float64, shaped like t)."""
-        return self._g2(_as_t(t)).sqrt()
+        return self._g2(as_t(t)).sqrt()
 
     def marginal(self, t):
         """(m(t), s(t)): p_t(x_t | x_0) = N(m x_0, s^2 I); float64 tensors shaped like t."""
-        return self._m_s(_as_t(t))
+        return self._m_s(as_t(t))
 
     def alpha_bar(self, t) -> torch.Tensor:
         """The equivalent VP alpha_bar = m^2 / (m^2 + s^2) of x_t / sqrt(m^2 + s^2)."""
@@ -118,11 +108,11 @@ class VPSDE(SDE):
         return f"{type(self).__name__}(beta_min={self.beta_min}, beta_max={self.beta_max})"
 
     def beta(self, t):
-        return self.beta_min + _as_t(t) * (self.beta_max - self.beta_min)
+        return self.beta_min + as_t(t) * (self.beta_max - self.beta_min)
 
     def int_beta(self, t):
         """B(t) = int_0^t beta(u) du = beta_min t + t^2 (beta_max - beta_min) / 2."""
-        t = _as_t(t)
+        t = as_t(t)
         return self.beta_min * t + 0.5 * t ** 2 * (self.beta_max - self.beta_min)
 
     def _f(self, t):
@@ -160,7 +150,7 @@ class VESDE(SDE):
         return f"VESDE(sigma_min={self.sigma_min}, sigma_max={self.sigma_max})"
 
     def sigma(self, t):
-        return self.sigma_min * (self.sigma_max / self.sigma_min) ** _as_t(t)
+        return self.sigma_min * (self.sigma_max / self.sigma_min) ** as_t(t)
 
     def _f(self, t):
         return torch.zeros_like(t)
@@ -192,39 +182,6 @@ def _check_sde(sde):
 
 
 # -- score functions: exact (Gaussian mixture) and from a discrete-time denoiser -------------
-def check_times(t, x: torch.Tensor, name: str = "t") -> torch.Tensor:
-    """Times t: a number or a (B,) tensor (B = len(x)), finite and in [0, 1]; as float64 (B,) on CPU."""
-    check_tensor("x", x, min_ndim=1)
-    if isinstance(t, bool) or not isinstance(t, (numbers.Real, torch.Tensor)):
-        raise TypeError(f"{name} must be a number or a (B,) tensor of times in [0, 1], got {type(t).__name__}")
-    t = torch.tensor(float(t), dtype=torch.float64) if not isinstance(t, torch.Tensor) else t.detach()
-    if t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"{name} must hold real times in [0, 1], got dtype {t.dtype}")
-    t = t.to(dtype=torch.float64, device="cpu").reshape(-1)
-    if t.numel() == 1:
-        t = t.expand(len(x))
-    if t.shape != (len(x),):
-        raise ValueError(f"{name} must be a number or shape ({len(x)},) (one per row of x), got {t.numel()} values")
-    if not bool(((t >= 0) & (t <= 1)).all()):                   # NaN fails both comparisons
-        raise ValueError(f"{name} must hold finite times in [0, 1], got {t[~((t >= 0) & (t <= 1))][:4].tolist()}")
-    return t
-
-
-def _per_time(fn, x: torch.Tensor, t, name: str = "t"):
-    """Call fn(x_rows, t_float) once per distinct time in t (float or (B,)); an empty batch
-    gives an empty result."""
-    t = check_times(t, x, name)
-    if len(x) == 0:
-        return x.clone()
-    if t.numel() == 1 or bool((t == t[0]).all()):
-        return fn(x, float(t[0]))
-    out = torch.empty_like(x)
-    for tv in torch.unique(t):
-        rows = (t == tv).nonzero()[:, 0].to(x.device)
-        out[rows] = fn(x[rows], float(tv))
-    return out
-
-
 def gmm_marginal(gmm: GaussianMixture, sde: SDE, t: float) -> GaussianMixture:
     """The exact law p_t of x_t = m(t) x_0 + s(t) n for x_0 ~ gmm: the mixture with means
     m mu_k and covariances m^2 Sigma_k + s^2 I (for VP this is gmm.noisy(alpha_bar(t)))."""
@@ -242,16 +199,7 @@ def gmm_score_fn(gmm: GaussianMixture, sde: SDE):
     if not isinstance(gmm, GaussianMixture):
         raise TypeError(f"gmm must be a GaussianMixture, got {type(gmm).__name__}")
     _check_sde(sde)
-    return lambda x, t: _per_time(lambda xs, tv: gmm_marginal(gmm, sde, tv).score(xs), x, t)
-
-
-def level_denoiser(denoiser, schedule: NoiseSchedule | None = None):
-    """The denoiser (diffedu.denoiser contract) whose `at_level(x, alpha_bar)` the continuous
-    views call; schedule: the denoiser's (default: its own .schedule)."""
-    D = as_denoiser(denoiser, schedule)
-    if D.schedule is None:
-        raise TypeError("a discrete denoiser needs its NoiseSchedule: pass schedule=...")
-    return D
+    return lambda x, t: per_time(lambda xs, tv: gmm_marginal(gmm, sde, tv).score(xs), x, t)
 
 
 def denoiser_score_fn(denoiser, sde: SDE, schedule: NoiseSchedule | None = None, interpolate: bool = True):
@@ -277,15 +225,15 @@ def denoiser_score_fn(denoiser, sde: SDE, schedule: NoiseSchedule | None = None,
         ab = min(ab, ab_max)             # below the smallest level: held there (see above)
         return -D.at_level(x / c, ab, interpolate=interpolate)[1] / (c * (1 - ab) ** 0.5)
 
-    return lambda x, t: _per_time(score, x, t)
+    return lambda x, t: per_time(score, x, t)
 
 
 def tweedie_x0(x: torch.Tensor, score: torch.Tensor, t, sde: SDE) -> torch.Tensor:
     """E[x_0 | x_t] = (x_t + s(t)^2 score) / m(t) (Tweedie's formula for x_t = m x_0 + s n)."""
     _check_sde(sde)
     _check_pair(x, score=score)
-    m, s = sde.marginal(_as_t(t))
-    return (x + _as_t(s ** 2, x) * score) / _as_t(m, x)
+    m, s = sde.marginal(as_t(t))
+    return (x + as_t(s ** 2, x) * score) / as_t(m, x)
 
 
 # -- samplers -------------------------------------------------------------------------------
@@ -308,7 +256,7 @@ def pf_ode_drift(score_fn, x: torch.Tensor, t: float, sde: SDE):
     _check_sde(sde)
     check_tensor("x", x, min_ndim=1)
     score = check_output("score_fn", check_callable("score_fn", score_fn, "score_fn(x, t)")(x, _tb(t, x)), x)
-    return sde.drift(x, t) - 0.5 * _as_t(sde._g2(_as_t(t)), x) * score, score
+    return sde.drift(x, t) - 0.5 * as_t(sde._g2(as_t(t)), x) * score, score
 
 
 def reverse_sde_step(x: torch.Tensor, score: torch.Tensor, t: float, t_next: float, sde: SDE,
@@ -319,7 +267,7 @@ def reverse_sde_step(x: torch.Tensor, score: torch.Tensor, t: float, t_next: flo
     _check_sde(sde)
     _check_pair(x, score=score, noise=noise)
     dt = t_next - t
-    g2 = _as_t(sde._g2(_as_t(t)), x)
+    g2 = as_t(sde._g2(as_t(t)), x)
     x_mean = x + (sde.drift(x, t) - g2 * score) * dt
     return (x_mean if noise is None else x_mean + (g2 * -dt).sqrt() * noise), x_mean
 
@@ -459,44 +407,3 @@ def predictor_corrector(score_fn, x_T: torch.Tensor, sde: SDE, steps: int = 500,
 
 SDE_SAMPLERS = {"euler_maruyama": reverse_sde_euler_maruyama, "pf_ode_euler": pf_ode_euler,
                 "pf_ode_heun": pf_ode_heun, "pc": predictor_corrector}
-
-
-# -- DDIM is Euler on the PF-ODE ------------------------------------------------------------
-def pf_ode_euler_sigma(denoiser, x_T: torch.Tensor, schedule: NoiseSchedule, steps: int | None = None,
-                       heun: bool = False, return_trajectory: bool = False, callback=None):
-    """The PF-ODE in Karras et al.'s (2022) variables, Euler (DDIM) or Heun (Algorithm 1) steps
-    on the entries of `schedule` (respaced to `steps`). x_T: (B, ...) a VP sample at the last entry.
-
-    Notation: x_bar = x / sqrt(alpha_bar), sigma = sqrt((1 - alpha_bar) / alpha_bar) (schedule.sigmas);
-    then x_bar = x_0 + sigma eps and the PF-ODE is d x_bar / d sigma = eps_hat = (x_bar - D) / sigma
-    (Karras et al. eq. 4 with s = 1). One Euler step sigma_i -> sigma_{i-1} is
-        x_bar_{i-1} = x_bar_i + (sigma_{i-1} - sigma_i) eps_hat,
-    i.e. sqrt(ab_prev) x0_hat + sqrt(1 - ab_prev) eps_hat after multiplying by sqrt(ab_prev): DDIM
-    with eta = 0, exactly. Returns x_0 (sigma = 0), or (x_0, xs, x0_hats) as `ddim`."""
-    check_tensor("x_T", x_T, min_ndim=1, nonempty=True, finite=True)
-    check_schedule(schedule)
-    D = as_denoiser(denoiser, schedule)
-    if steps is not None:
-        schedule = schedule.respace(steps)
-    ab, sig, ts = schedule.alpha_bar.tolist(), schedule.sigmas.tolist(), schedule.timesteps.tolist()
-
-    def eps_hat(xbar, i):
-        # the model sees the VP sample x = x_bar sqrt(alpha_bar) at its own timestep
-        t = torch.full((len(xbar),), ts[i], dtype=torch.long, device=xbar.device)
-        x0, eps = D.x0_eps(xbar * ab[i] ** 0.5, t, alpha_bar=ab[i])
-        return eps, x0
-
-    n = len(schedule)
-    xbar, trace = x_T / ab[n - 1] ** 0.5, Trace(x_T, return_trajectory, callback)
-    for i in reversed(range(n)):
-        s_next = sig[i - 1] if i > 0 else 0.0
-        with torch.no_grad():
-            d, x0 = eps_hat(xbar, i)                              # 1. slope at sigma_i
-            x_new = xbar + (s_next - sig[i]) * d                  # 2. Euler step
-            if heun and i > 0:                                    # 3. Heun correction (not to sigma = 0)
-                d2, _ = eps_hat(x_new, i - 1)
-                x_new = xbar + (s_next - sig[i]) * 0.5 * (d + d2)
-        xbar = x_new
-        x = xbar * (ab[i - 1] ** 0.5 if i > 0 else 1.0)           # back to the VP variable
-        trace(x, x0, i, t=ts[i], sigma=sig[i])
-    return trace.result(x)

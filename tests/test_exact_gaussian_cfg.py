@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import diffedu as dd
-from diffedu import guidance, sde
+from diffedu import guidance
 from diffedu.exact import gaussian_cfg as GC
 
 
@@ -14,7 +14,7 @@ def test_law_matches_the_probability_flow_sampler(w):
     sched = dd.linear_schedule(1000)
     D = GC.pair_denoiser(1.0, 0.25, 0.0, 1.0, sched)
     xT = torch.tensor([[0.0], [1.0]], dtype=torch.float64)      # the sampler is affine in x_T: two points give its law
-    out = sde.pf_ode_euler_sigma(guidance.classifier_free_guidance(D, w, null_label=1, cond=0), xT, sched, 200, heun=True)
+    out = dd.pf_ode_euler_sigma(guidance.classifier_free_guidance(D, w, null_label=1, cond=0), xT, sched, 200, heun=True)
     mean, var = GC.cfg_gaussian_law(1.0, 0.25, 0.0, 1.0, w, sigma_max=float(sched.sigmas[-1]))
     assert out[0].item() == pytest.approx(mean, abs=2e-3)
     assert (out[1] - out[0]).item() ** 2 == pytest.approx(var, rel=1e-2)

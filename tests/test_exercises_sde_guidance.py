@@ -41,7 +41,7 @@ def test_cfg_variance_is_what_the_sampler_gives():
     D = gaussian_cfg.pair_denoiser(0.5, 0.3, -0.2, 1.2, sched)
     xT = torch.tensor([[0.0], [1.0]], dtype=torch.float64)        # the sampler is affine in x_T
     for w in (0.0, 1.0, 2.5):
-        out = sde.pf_ode_euler_sigma(guidance.classifier_free_guidance(D, w, null_label=1, cond=0), xT, sched, 100, heun=True)
+        out = dd.pf_ode_euler_sigma(guidance.classifier_free_guidance(D, w, null_label=1, cond=0), xT, sched, 100, heun=True)
         var = (out[1] - out[0]).item() ** 2
         want = sde_guidance.cfg_gaussian_variance(torch.tensor(0.3), torch.tensor(1.2), w).item()
         assert abs(var / want - 1) < 0.01, (w, var, want)

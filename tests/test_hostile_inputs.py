@@ -337,7 +337,7 @@ for sampler in ("reverse_sde_euler_maruyama", "pf_ode_euler", "pf_ode_heun", "pr
 case("predictor_corrector(snr)", S.predictor_corrector, lambda: dict(score_fn=score_fn, x_T=pts(), sde=VP, steps=4, snr=0.16,
                                                                        n_corrector=1, generator=gen()),
      snr=("real", [("zero", 0.0)]), n_corrector="int")
-case("pf_ode_euler_sigma", S.pf_ode_euler_sigma, lambda: dict(denoiser=den_fn, x_T=pts(), schedule=SCHED, steps=4, heun=True),
+case("pf_ode_euler_sigma", dd.pf_ode_euler_sigma, lambda: dict(denoiser=den_fn, x_T=pts(), schedule=SCHED, steps=4, heun=True),
      denoiser="callable", x_T="batch", schedule="schedule", steps="int")
 case("log_likelihood", log_likelihood, lambda: dict(score_fn=score_fn, x0=pts(), sde=VP, steps=3),
      score_fn="callable", x0="batch", sde="obj", steps="int", t_min=("real", [("one", 1.0)]), method="str",

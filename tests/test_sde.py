@@ -6,6 +6,7 @@ import torch
 import diffedu as dd
 from diffedu import likelihood as L
 from diffedu import sde as S
+from diffedu.times import as_t
 
 
 
@@ -189,7 +190,7 @@ def test_hutchinson_divergence_on_images():
 
     def score(x, t):
         m, s = vp.marginal(t)
-        return -x / S._as_t(m ** 2 * v + s ** 2, x)
+        return -x / as_t(m ** 2 * v + s ** 2, x)
 
     x = torch.randn(3, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * v ** 0.5
     exact = L.log_likelihood(score, x, vp, 20, method="rk4")
@@ -215,7 +216,7 @@ def test_ddim_is_euler_on_the_pf_ode_in_sigma():
     D = gmm().as_denoiser(sched)
     xT = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     a, xs_a, _ = dd.ddim(D, xT, sched, 20, eta=0.0, return_trajectory=True)
-    b, xs_b, _ = S.pf_ode_euler_sigma(D, xT, sched, 20, return_trajectory=True)
+    b, xs_b, _ = dd.pf_ode_euler_sigma(D, xT, sched, 20, return_trajectory=True)
     torch.testing.assert_close(xs_b, xs_a, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-12)
 
@@ -225,7 +226,7 @@ def test_ddim_is_euler_for_an_eps_network():
     model = lambda x, t: torch.tanh(x.flip(1)) * (t[:, None] / 1000.0) + 0.1 * x
     D = dd.NetworkDenoiser(model, sched, prediction="eps")
     xT = torch.randn(8, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    torch.testing.assert_close(S.pf_ode_euler_sigma(D, xT, sched, 15), dd.ddim(D, xT, sched, 15),
+    torch.testing.assert_close(dd.pf_ode_euler_sigma(D, xT, sched, 15), dd.ddim(D, xT, sched, 15),
                                rtol=1e-12, atol=1e-12)
 
 
@@ -234,8 +235,8 @@ def test_heun_in_sigma_is_more_accurate_than_ddim():
     D = g.as_denoiser(sched)
     xT = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     ref = dd.ddim(D, xT, sched, 1000)
-    e_euler = (S.pf_ode_euler_sigma(D, xT, sched, 20) - ref).abs().mean().item()
-    e_heun = (S.pf_ode_euler_sigma(D, xT, sched, 20, heun=True) - ref).abs().mean().item()
+    e_euler = (dd.pf_ode_euler_sigma(D, xT, sched, 20) - ref).abs().mean().item()
+    e_heun = (dd.pf_ode_euler_sigma(D, xT, sched, 20, heun=True) - ref).abs().mean().item()
     assert e_heun < e_euler / 2, (e_heun, e_euler)
 
 
@@ -270,7 +271,7 @@ def test_samplers_accept_images(fn):
 
     def score(x, t):
         m, s = vp.marginal(t)
-        return -x / S._as_t(m ** 2 * v + s ** 2, x)
+        return -x / as_t(m ** 2 * v + s ** 2, x)
 
     gen = torch.Generator().manual_seed(0)
     x0, xs, x0s = fn(score, vp.prior_sample((256, 1, 4, 4), gen), vp, 60, generator=gen, return_trajectory=True)

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
 # A cell that shows a widget: a diffedu widget helper, an explorer / player / viewer, or
-# ipywidgets' interact. Import lines are left out (an import of a widget module shows nothing).
-WIDGET = re.compile(r"widgets_|dd\.viz\.widgets|explorer\(|player\(|viewer\(|interact\(")
+# diffedu's dashboard. Import lines are left out (an import of a widget module shows nothing).
+WIDGET = re.compile(r"widgets_|dd\.viz\.widgets|explorer\(|player\(|viewer\(|dashboard\(")
 IMPORT_LINE = re.compile(r"^\s*(import|from)\s")
 
 

@@ -1,14 +1,15 @@
 """Real-browser test: JupyterLab + ipywidgets, driven in Chromium by Playwright.
 
-What a student does on day one, done by a robot: start JupyterLab, open chapter 01, run all
-cells, move the forward-process explorer's "t" slider, and see the figure re-drawn. It
+What a student does on day one, done by a robot: start JupyterLab, open a chapter (01, and the
+newest, 13), run all cells, move a widget's slider (01's forward-process explorer "t", 13's
+network-calls dashboard "calls"), and see the figure re-drawn. It
 catches what nbval cannot: a widget that renders as "Error displaying widget", a missing
 JupyterLab widget extension, or a slider whose callback never redraws.
 
-The chapter-01 notebook must display, in one code cell's output:
-  * an ipywidgets IntSlider whose description is exactly "t"
-    (DOM: ``.widget-slider`` containing ``label.widget-label`` with text "t"), and
-  * the figure as an ``<img>`` in that same cell's output, re-drawn when t changes
+Each chapter in CHAPTERS must display, in one code cell's output:
+  * an ipywidgets slider whose description is exactly its label
+    (DOM: ``.widget-slider`` containing ``label.widget-label`` with that text), and
+  * the figure as an ``<img>`` in that same cell's output, re-drawn when the slider moves
     (an ipywidgets ``Output`` showing a matplotlib figure with the inline backend, or an
     ``ipywidgets.Image``).
 
@@ -42,7 +43,9 @@ import pytest
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
-NOTEBOOK = "01_forward_process_and_schedules.ipynb"
+# (chapter, the label of the slider the test moves): chapter 01's forward explorer and chapter
+# 13's network-calls dashboard (the newest chapter; built with viz.widgets.dashboard).
+CHAPTERS = [("01_forward_process_and_schedules.ipynb", "t"), ("13_distillation.ipynb", "calls")]
 CHROMIUM = os.environ.get("DIFFEDU_CHROMIUM", "/usr/bin/chromium")
 REQUIRE = os.environ.get("DIFFEDU_REQUIRE_BROWSER", "") not in ("", "0")
 
@@ -91,9 +94,10 @@ def lab(tmp_path):
         pytest.skip(missing)
 
     src = Path(os.environ.get("DIFFEDU_LAB_NOTEBOOKS", REPO / "notebooks"))
-    if not (src / NOTEBOOK).is_file():
-        pytest.fail(f"{src / NOTEBOOK} does not exist; the browser test drives chapter 01's "
-                    f"widget (set DIFFEDU_LAB_NOTEBOOKS to test another folder)")
+    for name, _ in CHAPTERS:
+        if not (src / name).is_file():
+            pytest.fail(f"{src / name} does not exist; the browser test drives its widget "
+                        f"(set DIFFEDU_LAB_NOTEBOOKS to test another folder)")
     root = tmp_path / "notebooks"
     shutil.copytree(src, root, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
 
@@ -188,7 +192,8 @@ def _tail(path: Path, n: int = 4000) -> str:
         return ""
 
 
-def test_forward_process_widget_redraws(lab, tmp_path):
+@pytest.mark.parametrize("notebook,label", CHAPTERS, ids=[c[0][:2] for c in CHAPTERS])
+def test_a_chapter_widget_redraws(lab, tmp_path, notebook, label):
     from playwright.sync_api import sync_playwright
 
     base, token, log_path = lab
@@ -220,7 +225,7 @@ def test_forward_process_widget_redraws(lab, tmp_path):
 
         try:
             # 1. Open chapter 01 and wait for its kernel.
-            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}", timeout=120_000)
+            page.goto(f"{base}/lab/tree/{notebook}?token={token}", timeout=120_000)
             panel = page.locator(".jp-NotebookPanel").first
             try:
                 panel.wait_for(state="visible", timeout=120_000)
@@ -242,21 +247,21 @@ def test_forward_process_widget_redraws(lab, tmp_path):
                 fail(f"Run All Cells did not finish: {e}")
             timings["run_all_s"] = round(time.monotonic() - t1, 1)
 
-            # 3. Find the explorer: the code cell whose output holds the "t" slider.
-            cell = page.locator(".jp-CodeCell").filter(has=_t_slider(page)).first
+            # 3. Find the widget: the code cell whose output holds the slider labelled `label`.
+            cell = page.locator(".jp-CodeCell").filter(has=_slider_labelled(page, label)).first
             try:
                 cell.wait_for(state="attached", timeout=REDRAW_S * 1000)
             except Exception:  # noqa: BLE001
-                fail('no ipywidgets slider with description "t" (.widget-slider with '
-                     'label.widget-label "t") in any cell output after Run All Cells; '
+                fail(f'no ipywidgets slider with description "{label}" (.widget-slider with '
+                     f'label.widget-label "{label}") in any cell output after Run All Cells; '
                      'stderr/error outputs:\n' + _stderr_outputs(page))
             cell.scroll_into_view_if_needed()
-            slider = cell.locator(".widget-slider").filter(has=_t_label(page)).first
+            slider = cell.locator(".widget-slider").filter(has=_label(page, label)).first
             img = cell.locator(".jp-OutputArea-output img").first
             try:
                 img.wait_for(state="visible", timeout=REDRAW_S * 1000)
             except Exception:  # noqa: BLE001
-                fail("the t-slider's cell shows no figure (<img>) in its output")
+                fail(f"the {label}-slider's cell shows no figure (<img>) in its output")
             _assert_no_widget_errors(page, fail)
             before_src = img.get_attribute("src") or ""
             before_value = _slider_value(slider)
@@ -276,7 +281,7 @@ def test_forward_process_widget_redraws(lab, tmp_path):
                 page.keyboard.press("Enter")
             after_value = _slider_value(slider)
             if after_value == before_value:
-                fail(f"could not move the t slider (value stayed {before_value})")
+                fail(f"could not move the {label} slider (value stayed {before_value})")
 
             # 5. The figure must be re-drawn: a different image.
             deadline = time.monotonic() + REDRAW_S
@@ -290,11 +295,11 @@ def test_forward_process_widget_redraws(lab, tmp_path):
                 page.wait_for_timeout(200)
             timings["redraw_s"] = round(time.monotonic() - t2, 1)
             if not after_src or after_src == before_src:
-                fail(f"moving t from {before_value} to {after_value} did not change the "
+                fail(f"moving {label} from {before_value} to {after_value} did not change the "
                      f"figure within {REDRAW_S} s")
             page.wait_for_timeout(500)
             _assert_no_widget_errors(page, fail)
-            (artifacts / "lab-after.png").write_bytes(cell.screenshot())
+            (artifacts / f"lab-after-{notebook[:2]}.png").write_bytes(cell.screenshot())
         finally:
             browser.close()
     timings["total_s"] = round(time.monotonic() - t0, 1)
@@ -302,12 +307,12 @@ def test_forward_process_widget_redraws(lab, tmp_path):
 
 
 # ------------------------------------------------------------------ helpers
-def _t_label(page):
-    return page.locator("label.widget-label", has_text=re.compile(r"^\s*t\s*$"))
+def _label(page, label: str):
+    return page.locator("label.widget-label", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
 
 
-def _t_slider(page):
-    return page.locator(".widget-slider").filter(has=_t_label(page))
+def _slider_labelled(page, label: str):
+    return page.locator(".widget-slider").filter(has=_label(page, label))
 
 
 def _slider_value(slider) -> int:

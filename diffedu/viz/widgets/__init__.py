@@ -5,6 +5,7 @@ reflow, guidance), `arch` (06: patches, attention), `inverse` (07-08: operators,
 `core.dashboard(controls, draw)`: controls above one Output, re-drawn on each move. Every
 expensive computation happens once, before the widget is shown; a slider move only re-draws."""
 from .basics import default_image, denoiser_comparison, forward_explorer, trajectory_player
-from .core import dashboard, redraw
+from .core import dashboard, dropdown, float_slider, int_slider, redraw, selection
 
-__all__ = ["dashboard", "redraw", "default_image", "forward_explorer", "trajectory_player", "denoiser_comparison"]
+__all__ = ["dashboard", "redraw", "int_slider", "float_slider", "selection", "dropdown",
+           "default_image", "forward_explorer", "trajectory_player", "denoiser_comparison"]
