@@ -22,28 +22,14 @@ from pathlib import Path
 
 import torch
 
-from ..train.checkpoints import CHECKPOINTS, load_model, read_manifest, save_checkpoint
+from ..train.checkpoints import CHECKPOINTS, load_model, model_spec, read_manifest, save_checkpoint
+from .common import LevelMLP
+from .consistency import ConsistencyModel
 
 __all__ = ["STUDENTS_DIR", "main", "load_student", "shipped_students", "reference", "evaluate"]
 
 STUDENTS_DIR = CHECKPOINTS / "distill"
 N_EVAL = 4000
-
-
-def _classes() -> dict:
-    """The only classes a student's manifest may name (train.checkpoints' allow-list holds the
-    networks of diffedu.nets; the students' classes live here and are rebuilt by `load_student`)."""
-    from .common import LevelMLP
-    from .consistency import ConsistencyModel
-    return {f"{c.__module__}:{c.__name__}": c for c in (LevelMLP, ConsistencyModel)}
-
-
-def model_spec(model, **kwargs) -> dict:
-    """Manifest entry that rebuilds a student: its class path (one of _classes()) and arguments."""
-    path = f"{type(model).__module__}:{type(model).__name__}"
-    if path not in _classes():
-        raise ValueError(f"not a distillation student class: {path}; allowed: {sorted(_classes())}")
-    return {"class": path, "kwargs": kwargs}
 
 
 def shipped_students() -> list[str]:
@@ -57,11 +43,11 @@ def load_student(name: str):
         raise ValueError(f"unknown student {name!r}; shipped: {shipped_students()} "
                          f"(train them with bash scripts/train_distill.sh)")
     m = read_manifest(path)
-    spec = m.get("model") or {}
-    if not isinstance(spec, dict) or spec.get("class") not in _classes():
-        raise ValueError(f"{path.name}: its manifest names {spec.get('class')!r}, not a student class {sorted(_classes())}")
     # the checked loader: allow-list, kwargs validated, shapes compared with the file on the meta device
     model = load_model(path)
+    if not isinstance(model, (LevelMLP, ConsistencyModel)):
+        raise ValueError(f"{path.name} holds a {type(model).__name__}, not a distillation student "
+                         f"(LevelMLP or ConsistencyModel)")
     model.eval().requires_grad_(False)
     if "w_range" in m:
         model.w_range = tuple(m["w_range"])
