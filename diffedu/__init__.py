@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 # Subpackages and modules reached as dd.<name>, imported on first use.
 _LAZY = ("schedules", "forward", "param", "denoiser", "samplers", "sde", "likelihood", "flow",
          "guidance", "exact", "metrics", "train", "data", "nets", "inverse", "distill", "viz",
-         "exercises", "kernels")
+         "exercises", "kernels", "results", "medical", "segmentation", "domains", "correspondence")
 
 __all__ = [
     "device", "seed_everything",

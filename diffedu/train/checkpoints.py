@@ -56,14 +56,36 @@ def _path_of(fn) -> str:
     return f"{fn.__module__}:{fn.__name__}"
 
 
+# Modules of later chapters whose networks may be named by a manifest. Each that exists defines
+# CHECKPOINT_MODELS: a tuple of classes, or of (factory, class) pairs. A fixed list of the
+# package's own modules: a manifest never names a module, so it cannot widen this.
+PLUGIN_MODULES = ("nets.control", "nets.text", "inverse.blind", "medical", "segmentation", "domains",
+                  "correspondence")
+
+
+def _plugin_models() -> dict:
+    import importlib
+    import importlib.util
+    out = {}
+    for mod in PLUGIN_MODULES:
+        full = f"{__package__.rsplit('.', 1)[0]}.{mod}"
+        if importlib.util.find_spec(full) is None:            # a chapter not written yet
+            continue
+        for entry in getattr(importlib.import_module(full), "CHECKPOINT_MODELS", ()):
+            fn, cls = entry if isinstance(entry, tuple) else (entry, entry)
+            out[_path_of(fn)] = (fn, cls)
+    return out
+
+
 def _allowed() -> dict:
     """"module:name" -> (callable, the class it builds): every registered factory of diffedu.nets,
-    the network classes themselves and the distillation students (diffedu.distill). The only
-    things a manifest can make load_model call."""
+    the network classes themselves, the distillation students (diffedu.distill) and the
+    CHECKPOINT_MODELS of PLUGIN_MODULES. The only things a manifest can make load_model call."""
     from ..distill.common import LevelMLP
     from ..distill.consistency import ConsistencyModel
     from ..nets import autoencoder, classifier, dit, mlp, mmdit, unet
     out = {_path_of(cls): (cls, cls) for cls in (LevelMLP, ConsistencyModel)}
+    out.update(_plugin_models())
     for table, cls in ((unet.UNET_MODELS, unet.UNet), (dit.DIT_MODELS, dit.DiT), (mmdit.MMDIT_MODELS, mmdit.MMDiT),
                        (autoencoder.AUTOENCODER_MODELS, autoencoder.Autoencoder)):
         out.update({_path_of(fn): (fn, cls) for fn in table.values()})
@@ -270,13 +292,16 @@ def load_model(path, device=None) -> nn.Module:
 
 
 def shipped() -> list[str]:
-    """Names of the checkpoints shipped in diffedu/checkpoints, sorted."""
-    return sorted(p.stem for p in CHECKPOINTS.glob("*.safetensors"))
+    """Names of the checkpoints shipped in diffedu/checkpoints, sorted: "unet_digits" for the
+    top level, "area/name" (e.g. "distill/pd_gmm_4") for a chapter's subfolder."""
+    return sorted(p.relative_to(CHECKPOINTS).with_suffix("").as_posix() for p in CHECKPOINTS.rglob("*.safetensors"))
 
 
 def checkpoint_path(name) -> Path:
-    """A shipped checkpoint's file from its name ("unet_digits"); a Path, or a string ending
-    in .safetensors or holding a "/", is taken as a path and returned as a Path."""
+    """A shipped checkpoint's file from its name ("unet_digits", "distill/pd_gmm_4"); a Path,
+    or any other string ending in .safetensors or holding a "/", is taken as a path."""
+    if isinstance(name, str) and name in shipped():
+        return CHECKPOINTS / f"{name}.safetensors"
     if isinstance(name, Path) or (isinstance(name, str) and (name.endswith(".safetensors") or "/" in name)):
         return Path(name)
     if not isinstance(name, str):
