@@ -26,6 +26,22 @@ def copy_share(x, train, r):
     return (torch.cdist(x, train).min(1).values < r).double().mean()
 
 
+def _self_check():
+    """The references agree with the package: the exact denoisers' limit (exact.gmm) and the copy
+    measure of exact.memorisation."""
+    from ..data.toy import toy_gmm
+    from ..exact.challenges import shifted
+    from ..exact.memorisation import copying, nn_distance
+    gmm, shift = toy_gmm(), _rand(2, seed=3)
+    x = _rand(200, 2, seed=4, scale=2.0)
+    mse = [((m.denoiser(x, 1e-12) - m.mean()) ** 2).sum(1).max() for m in (gmm, shifted(gmm, shift))]
+    assert max(mse) < 1e-9                                          # at pure noise: each mixture's own mean
+    torch.testing.assert_close((gmm.mean() - shifted(gmm, shift).mean()).pow(2).sum(), shift_excess_limit(shift))
+    train, new = _rand(30, 2, seed=5), _rand(40, 2, seed=6)
+    r = 0.1 * float(nn_distance(new, train).median())
+    assert abs(float(copy_share(x, train, r)) - copying(x, train, new)["copies"]) < 1e-12
+
+
 EXERCISES = [
     Exercise("shift_excess_limit", "16",
              "derive the excess MSE of a prior's exact denoiser on data whose mean moved by `shift`, as alpha_bar -> 0",
