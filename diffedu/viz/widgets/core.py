@@ -15,6 +15,8 @@ image-grid moves fast.
 from __future__ import annotations
 
 import numbers
+import time
+from collections import deque
 from collections.abc import Mapping
 
 import torch
@@ -57,15 +59,22 @@ def dropdown(options, value=None):
 
 # ---- the dashboard -----------------------------------------------------------------------------
 
+# Seconds each redraw took in this kernel (draw, render to PNG, send), newest last: the server-side
+# half of benchmarks/bench_widgets_browser.py, which reads it through a second kernel client.
+REDRAW_LOG: deque = deque(maxlen=10_000)
+
+
 def redraw(out, draw):
     """Re-draw the figure that `draw()` returns into the ipywidgets Output `out`."""
     import matplotlib.pyplot as plt
     from IPython.display import display
+    t0 = time.perf_counter()
     with out:
         out.clear_output(wait=True)
         fig = draw()
         display(fig)
         plt.close(fig)
+    REDRAW_LOG.append(time.perf_counter() - t0)
 
 
 def dashboard(controls: dict, draw, *, rows=None, before: dict | None = None, **handles):
