@@ -23,3 +23,4 @@ run ct --steps 3000 --batch-size 256 --seed 0 --s1 20   # consistency training, 
 run ict --steps 3000 --batch-size 256 --seed 0    # improved consistency training
 run gd --steps 2000 --batch-size 256 --seed 0     # guidance distillation, then 16 -> ... -> 1 steps
 run add --steps 1500 --batch-size 256 --seed 0   # adversarial diffusion distillation from pd_gmm_1 (after pd)
+run pnp --steps 2000 --batch-size 512 --seed 0     # plug-and-play distillation: base, guide (base frozen), fine-tuned copy

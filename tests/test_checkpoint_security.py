@@ -49,9 +49,11 @@ def test_every_registered_network_is_allowed_and_nothing_else():
     allowed = set(ck.allowed_models())
     for table in (unet.UNET_MODELS, dit.DIT_MODELS, mmdit.MMDIT_MODELS):
         assert {f"{fn.__module__}:{fn.__name__}" for fn in table.values()} <= allowed
-    assert all(name.startswith(("diffedu.nets.", "diffedu.distill.")) for name in allowed)
+    plugins = tuple(f"diffedu.{m}." for m in ck.PLUGIN_MODULES) + tuple(f"diffedu.{m}:" for m in ck.PLUGIN_MODULES)
+    assert all(name.startswith(("diffedu.nets.", "diffedu.distill.", *plugins)) for name in allowed)
     # the distillation students load the same way
-    assert {"diffedu.distill.common:LevelMLP", "diffedu.distill.consistency:ConsistencyModel"} <= allowed
+    assert {"diffedu.distill.common:LevelMLP", "diffedu.distill.consistency:ConsistencyModel",
+            "diffedu.distill.plugplay:GuideNet"} <= allowed
 
 
 def test_a_distillation_student_goes_through_the_same_checks(tmp_path):

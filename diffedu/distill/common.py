@@ -123,7 +123,9 @@ class LevelMLP(nn.Module):
         self.hidden = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth))
         self.out = nn.Linear(hidden, dim)
 
-    def forward(self, x: torch.Tensor, level, y=None, w=None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, level, y=None, w=None, offsets=None) -> torch.Tensor:
+        """offsets: optional list of (B, hidden) features added after the LAST len(offsets) residual
+        blocks (the "decoder" half), where plug-and-play distillation's guide injects (plugplay.py)."""
         check_tensor("x", x, ndim=2)
         level = torch.as_tensor(level, dtype=x.dtype, device=x.device).reshape(-1).expand(len(x))
         emb = self.t_proj(timestep_embedding(level, self.t_dim).to(x.dtype))
@@ -136,8 +138,13 @@ class LevelMLP(nn.Module):
             w = torch.as_tensor(w, dtype=x.dtype, device=x.device).reshape(-1).expand(len(x))
             emb = emb + self.w_proj(timestep_embedding(w * 250.0, self.t_dim).to(x.dtype))
         h = self.inp(x)
-        for layer in self.hidden:
+        first = len(self.hidden) - (0 if offsets is None else len(offsets))
+        if first < 0:
+            raise ValueError(f"offsets: at most {len(self.hidden)} (one per residual block), got {len(offsets)}")
+        for k, layer in enumerate(self.hidden):
             h = h + layer(nn.functional.silu(h + emb))
+            if k >= first:
+                h = h + offsets[k - first]
         return self.out(nn.functional.silu(h))
 
 

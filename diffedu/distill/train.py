@@ -9,6 +9,9 @@ diffedu/checkpoints/distill, and draw a quality figure beside each.
     python -m diffedu.distill gd     guidance distillation: the w-conditioned student, then 4, 2, 1 steps
     python -m diffedu.distill add    adversarial diffusion distillation of the 1-step progressive student
                                      (and, for contrast, the same run without the adversary); needs pd first
+    python -m diffedu.distill pnp    plug-and-play distillation: a class-conditional base trained on the
+                                     mixture, a guide beside it (frozen base), and a fine-tuned copy of
+                                     the base on a shifted mixture (the guide's transfer test)
 
 Quality in each manifest: sliced Wasserstein (SW) of 4000 samples to 4000 fresh mixture samples,
 beside the floor (SW between two independent mixture samples of that size).
@@ -25,6 +28,7 @@ import torch
 from ..train.checkpoints import CHECKPOINTS, load_model, model_spec, read_manifest, save_checkpoint
 from .common import LevelMLP
 from .consistency import ConsistencyModel
+from .plugplay import GuideNet
 
 __all__ = ["STUDENTS_DIR", "main", "load_student", "shipped_students", "reference", "evaluate"]
 
@@ -45,9 +49,9 @@ def load_student(name: str):
     m = read_manifest(path)
     # the checked loader: allow-list, kwargs validated, shapes compared with the file on the meta device
     model = load_model(path)
-    if not isinstance(model, (LevelMLP, ConsistencyModel)):
+    if not isinstance(model, (LevelMLP, ConsistencyModel, GuideNet)):
         raise ValueError(f"{path.name} holds a {type(model).__name__}, not a distillation student "
-                         f"(LevelMLP or ConsistencyModel)")
+                         f"(LevelMLP, ConsistencyModel or GuideNet)")
     model.eval().requires_grad_(False)
     if "w_range" in m:
         model.w_range = tuple(m["w_range"])
@@ -104,7 +108,7 @@ def _save(model, name, spec, command, steps, losses, quality, seconds, x, ref, e
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m diffedu.distill", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("method", choices=["pd", "cd", "ct", "ict", "gd", "add"])
+    p.add_argument("method", choices=["pd", "cd", "ct", "ict", "gd", "add", "pnp"])
     p.add_argument("--steps", type=int, default=None, help="training steps (per stage for pd / gd stage two)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--seed", type=int, default=0)
@@ -157,6 +161,8 @@ def main(argv=None):
                   {"sw": evaluate(x, ref), "sw_floor": round(floor, 4), "calls": 1, "n": N_EVAL,
                    "mode_coverage": [round(v, 4) for v in mode_coverage(x, gmm)]}, time.time() - t0, x, ref,
                   {"init": "pd_gmm_1", "adversarial": adv, "lambda": 2.5, "r1_gamma": 0.1})
+    elif a.method == "pnp":
+        _train_pnp(a, command, gmm, z, ref, floor)
     else:
         from .guidance import cfg_sample, gd_sample, gd_step_distill, guidance_distill
         steps = a.steps or 3000
@@ -177,3 +183,38 @@ def main(argv=None):
             _save(students[N], f"gd_gmm_{N}", spec, command, steps // 3, l2[N], quality(x, N), time.time() - t1, x, cfg,
                   {"w_range": list(st.w_range), "stage": 2, "stages": "16 -> 8 -> 4 -> 2 -> 1"})
     return 0
+
+
+PNP_SHIFT = (0.3, -0.2)      # the fine-tuned copy of the base learns the mixture with its means moved by this
+
+
+def _train_pnp(a, command, gmm, z, ref, floor):
+    """pnp_base (3000 steps), pnp_guide (a.steps or 2000, base frozen), pnp_base_ft (600 steps on the shifted mixture)."""
+    from ..exact.challenges import shifted
+    from . import plugplay as pp
+    t0 = time.time()
+    base, l_base = pp.train_base(gmm, steps=3000, batch_size=a.batch_size, seed=a.seed)
+    t1 = time.time()
+    steps = a.steps or 2000
+    guide, l_guide = pp.pnp_distill(base, gmm, steps=steps, batch_size=a.batch_size, seed=a.seed)
+    t2 = time.time()
+    ft, l_ft = pp.finetune(base, shifted(gmm, PNP_SHIFT), steps=600, batch_size=a.batch_size, seed=a.seed + 1)
+    t3 = time.time()
+    ws = (0.0, 1.0, 2.0, 4.0)
+    mse = {"base": pp.one_pass_mse(base, guide, gmm, ws), "fine-tuned": pp.one_pass_mse(ft, guide, shifted(gmm, PNP_SHIFT), ws)}
+    quality = {"sw_floor": round(floor, 4), "n": N_EVAL, "class": 2, "w": 2.0,
+               "one_pass_mse_to_cfg": {k: {str(w): [round(v, 5) for v in m[w]] for w in ws} for k, m in mse.items()},
+               "share_of_base_parameters": round(pp.param_share(guide, base), 4)}
+    cfg64 = pp.cfg_sample(base, z, 64, 2, 2.0)
+    x_base = pp.cfg_sample(base, z, 64, 2, 1.0)
+    x_pnp = pp.one_pass_sample(base, guide, z, 16, 2, 2.0)
+    x_ft = pp.cfg_sample(ft, z, 64, 2, 1.0)
+    ref_ft = shifted(gmm, PNP_SHIFT).sample(N_EVAL, torch.Generator().manual_seed(1))
+    extra = {"shift": list(PNP_SHIFT)}
+    _save(base, "pnp_base", model_spec(base, dim=2, hidden=128, depth=3, num_classes=3), command, 3000, l_base,
+          dict(quality, sw=evaluate(x_base, ref), calls=64), t1 - t0, x_base, ref, {"role": "base (class-conditional)"})
+    _save(guide, "pnp_guide", model_spec(guide, dim=2, base_hidden=128, n_inject=2, hidden=32, num_classes=3), command,
+          steps, l_guide, dict(quality, sw=evaluate(x_pnp, cfg64), calls=16), t2 - t1, x_pnp, cfg64,
+          {"role": "guide (base frozen); SW against two-pass CFG of the base, 64 steps", "w_range": list(guide.w_range)})
+    _save(ft, "pnp_base_ft", model_spec(ft, dim=2, hidden=128, depth=3, num_classes=3), command, 600, l_ft,
+          dict(quality, sw=evaluate(x_ft, ref_ft), calls=64), t3 - t2, x_ft, ref_ft, dict(extra, role="fine-tuned copy of pnp_base"))

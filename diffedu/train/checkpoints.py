@@ -83,8 +83,9 @@ def _allowed() -> dict:
     CHECKPOINT_MODELS of PLUGIN_MODULES. The only things a manifest can make load_model call."""
     from ..distill.common import LevelMLP
     from ..distill.consistency import ConsistencyModel
+    from ..distill.plugplay import GuideNet
     from ..nets import autoencoder, classifier, dit, mlp, mmdit, unet
-    out = {_path_of(cls): (cls, cls) for cls in (LevelMLP, ConsistencyModel)}
+    out = {_path_of(cls): (cls, cls) for cls in (LevelMLP, ConsistencyModel, GuideNet)}
     out.update(_plugin_models())
     for table, cls in ((unet.UNET_MODELS, unet.UNet), (dit.DIT_MODELS, dit.DiT), (mmdit.MMDIT_MODELS, mmdit.MMDiT),
                        (autoencoder.AUTOENCODER_MODELS, autoencoder.Autoencoder)):
