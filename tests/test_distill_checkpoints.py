@@ -12,7 +12,8 @@ from diffedu.train import read_manifest
 
 NAMES = dt.shipped_students()
 EXPECTED = {"pd_gmm_8", "pd_gmm_4", "pd_gmm_2", "pd_gmm_1", "cm_gmm_cd", "cm_gmm_ct", "cm_gmm_ict",
-            "gd_gmm", "gd_gmm_4", "gd_gmm_2", "gd_gmm_1", "add_gmm_1", "add_gmm_1_distill_only"}
+            "gd_gmm", "gd_gmm_4", "gd_gmm_2", "gd_gmm_1", "add_gmm_1", "add_gmm_1_distill_only", "pnp_base", "pnp_guide",
+            "pnp_base_ft"}
 KEYS = {"command", "data", "seed", "steps", "final_loss", "quality", "model", "loss_curve", "parameters", "train_seconds"}
 
 
@@ -48,6 +49,16 @@ def test_student_loads_and_reproduces_its_quality(name):
             x = one_step(st, z)
         elif name.startswith("cm_"):
             x = sb.sample_row(name.split("_")[-1], 1, z, student=st)
+        elif name.startswith("pnp_"):
+            from diffedu.distill import plugplay as pp
+            from diffedu.exact.challenges import shifted
+            if name == "pnp_guide":
+                base = dt.load_student("pnp_base")
+                x, ref = pp.one_pass_sample(base, st, z, 16, 2, 2.0), pp.cfg_sample(base, z, 64, 2, 2.0)
+            else:
+                x = pp.cfg_sample(st, z, 64, st.num_classes, 1.0)
+                if name == "pnp_base_ft":
+                    ref = shifted(gmm, dt.PNP_SHIFT).sample(len(ref), torch.Generator().manual_seed(1))
         else:
             from diffedu.distill import guidance as gd
             x = gd.gd_sample(st, z, m["quality"]["calls"], 2, 2.0)

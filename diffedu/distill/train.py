@@ -206,9 +206,9 @@ def _train_pnp(a, command, gmm, z, ref, floor):
                "one_pass_mse_to_cfg": {k: {str(w): [round(v, 5) for v in m[w]] for w in ws} for k, m in mse.items()},
                "share_of_base_parameters": round(pp.param_share(guide, base), 4)}
     cfg64 = pp.cfg_sample(base, z, 64, 2, 2.0)
-    x_base = pp.cfg_sample(base, z, 64, 2, 1.0)
+    x_base = pp.cfg_sample(base, z, 64, base.num_classes, 1.0)     # the null label: unconditional samples
     x_pnp = pp.one_pass_sample(base, guide, z, 16, 2, 2.0)
-    x_ft = pp.cfg_sample(ft, z, 64, 2, 1.0)
+    x_ft = pp.cfg_sample(ft, z, 64, ft.num_classes, 1.0)
     ref_ft = shifted(gmm, PNP_SHIFT).sample(N_EVAL, torch.Generator().manual_seed(1))
     extra = {"shift": list(PNP_SHIFT)}
     _save(base, "pnp_base", model_spec(base, dim=2, hidden=128, depth=3, num_classes=3), command, 3000, l_base,
