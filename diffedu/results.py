@@ -16,10 +16,18 @@ import math
 import numbers
 from pathlib import Path
 
-__all__ = ["MIME", "record", "collect", "table"]
+__all__ = ["MIME", "Result", "record", "collect", "table"]
 
 MIME = "application/vnd.diffedu.result+json"
 _FIELDS = ("chapter", "method", "metric", "value", "calls", "baseline", "baseline_value", "higher_is_better", "note")
+
+
+class Result(dict):
+    """One recorded result (a dict). It displays nothing as a cell's value: `record` has already
+    shown it, so a notebook cell ending in `dd.results.record(...)` shows its line once."""
+
+    def _ipython_display_(self):
+        pass
 
 
 def _number(name, v, allow_none=False):
@@ -40,19 +48,19 @@ def _text(name, v, allow_none=False):
 
 def record(chapter: str, method: str, metric: str, value: float, *, calls: int | None = None,
            baseline: str | None = None, baseline_value: float | None = None,
-           higher_is_better: bool = True, note: str = "") -> dict:
+           higher_is_better: bool = True, note: str = "") -> Result:
     """Record one measured result of a chapter; displays it and returns it as a dict.
 
     chapter: the notebook's number ("11", "A2"); method: what was measured ("DDS");
     metric: what the number is, with its unit ("PSNR (dB)"); value: the number;
     calls: network calls per sample, if it applies; baseline / baseline_value: what the
     method is compared with in the chapter; higher_is_better: the metric's direction."""
-    r = {"chapter": _text("chapter", chapter), "method": _text("method", method), "metric": _text("metric", metric),
+    r = Result({"chapter": _text("chapter", chapter), "method": _text("method", method), "metric": _text("metric", metric),
          "value": _number("value", value),
          "calls": None if calls is None else int(_number("calls", calls)),
          "baseline": _text("baseline", baseline, allow_none=True),
          "baseline_value": _number("baseline_value", baseline_value, allow_none=True),
-         "higher_is_better": bool(higher_is_better), "note": str(note)}
+         "higher_is_better": bool(higher_is_better), "note": str(note)})
     if (r["baseline"] is None) != (r["baseline_value"] is None):
         raise ValueError("baseline and baseline_value go together: give both or neither, "
                          f"got baseline={baseline!r}, baseline_value={baseline_value!r}")
@@ -64,7 +72,7 @@ def record(chapter: str, method: str, metric: str, value: float, *, calls: int |
         shell = None
     if shell is not None and getattr(shell, "kernel", None) is not None:
         from IPython.display import display
-        display({MIME: r, "text/plain": line}, raw=True)
+        display({MIME: dict(r), "text/plain": line}, raw=True)
     else:
         print(line)
     return r
