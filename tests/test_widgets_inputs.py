@@ -14,13 +14,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import diffedu as dd  # noqa: E402
 from diffedu import inverse as inv  # noqa: E402
 from diffedu.viz.widgets import arch as WA  # noqa: E402
+from diffedu.viz.widgets import conclusion as WC  # noqa: E402
 from diffedu.viz.widgets import basics as WB  # noqa: E402
 from diffedu.viz.widgets import core as WD  # noqa: E402
 from diffedu.viz.widgets import flow as WF  # noqa: E402
 from diffedu.viz.widgets import inverse as WI  # noqa: E402
 from diffedu.viz.widgets import posterior as WP  # noqa: E402
+from diffedu.viz.widgets import segmentation as WS  # noqa: E402
 
-MODULES = (WB, WF, WA, WI, WP, WD)
+MODULES = (WB, WF, WA, WI, WP, WD, WS, WC)
 S = dd.linear_schedule(20)
 PTS = torch.randn(10, 2)
 IMG = torch.rand(1, 8, 8) * 2 - 1
@@ -155,6 +157,15 @@ CASES = [
     ("dashboard", "draw", lambda: WD.dashboard({"a": slider()}, None)),
     ("dashboard", "rows", lambda: WD.dashboard({"a": slider()}, plt.figure, rows=[["b"]])),
     ("dashboard", "before key", lambda: WD.dashboard({"a": slider()}, plt.figure, before={"b": print})),
+    ("ensemble_tables", "samples", lambda: WS.ensemble_tables(torch.full((1, 2, 4, 4), 7), torch.zeros(1, 3, 4, 4, dtype=torch.long))),
+    ("ensemble_explorer", "images", lambda: WS.ensemble_explorer(torch.rand(4, 4), torch.zeros(1, 2, 4, 4, dtype=torch.long),
+                                                                 torch.zeros(1, 3, 4, 4, dtype=torch.long))),
+    ("ensemble_explorer", "annotations", lambda: WS.ensemble_explorer(torch.rand(1, 1, 4, 4), torch.zeros(1, 2, 4, 4, dtype=torch.long),
+                                                                      torch.rand(1, 3, 4, 4))),
+    ("plot_results", "chapter", lambda: WC.plot_results([dd.results.Result(chapter="02", method="m", metric="x", value=1.0,
+                                                                           calls=None, baseline=None, baseline_value=None,
+                                                                           higher_is_better=True, note="")], "99")),
+    ("results_explorer", "results", lambda: WC.results_explorer([])),
 ]
 
 
