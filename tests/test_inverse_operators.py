@@ -24,8 +24,13 @@ OPERATORS = {
     "blur_gaussian": lambda: inv.Blur(inv.gaussian_kernel(3, 1.0), (8, 9), channels=2),
     "blur_motion": lambda: inv.Blur(inv.motion_kernel(5, seed=3), (8, 9), channels=2),
     "turbulence": lambda: inv.Turbulence(8, strength=1.0, channels=1),
+    "ct_sparse": lambda: inv.ParallelBeamCT(8, inv.sparse_view_angles(5)),
+    "ct_limited": lambda: inv.ParallelBeamCT(8, inv.limited_angle(4, 90), n_detectors=12),
+    "mri_random": lambda: inv.SingleCoilMRI(inv.cartesian_mask(8, 2, 0.25, kind="random", seed=1)),
+    "mri_equispaced": lambda: inv.SingleCoilMRI(inv.cartesian_mask((8, 6), 2, 0.25)),
+    "mri_multicoil": lambda: inv.MultiCoilMRI(inv.cartesian_mask(8, 2, 0.25), inv.coil_sensitivities(3, 8)),
 }
-SVD_OPERATORS = [k for k in OPERATORS if k != "turbulence"]
+SVD_OPERATORS = [k for k in OPERATORS if k not in ("turbulence", "ct_sparse", "ct_limited", "mri_multicoil")]
 
 
 def _xy(op, seed=0, B=2):
@@ -65,7 +70,9 @@ def test_operators_package_keeps_its_public_names():
     import diffedu.inverse.operators as ops
     names = {"Operator", "LinearOperator", "Dense", "SuperResolution", "Inpainting", "Blur",
              "Turbulence", "PhaseRetrieval", "conjugate_gradient", "box_mask", "random_mask",
-             "freeform_mask", "gaussian_kernel", "motion_kernel"}
+             "freeform_mask", "gaussian_kernel", "motion_kernel", "ParallelBeamCT", "fbp", "limited_angle",
+             "sparse_view_angles", "SingleCoilMRI", "MultiCoilMRI", "cartesian_mask", "coil_sensitivities",
+             "root_sum_of_squares", "zero_filled"}
     assert set(ops.__all__) == names
     for n in names:
         assert getattr(dd.inverse, n) is getattr(ops, n)
