@@ -5,6 +5,7 @@
              scikit-learn), shapes and phantoms (generated, with masks and known geometry);
              the registry `DATASETS` / `get_dataset(name, **kw)` of every image set
     online   images downloaded on first use: mnist, fashion_mnist, medmnist
+    scenes   captioned 16x16 scenes of coloured shapes (chapter 12): `from diffedu.data import scenes`
 
 `dd.data.<name>` reaches every public name of the three modules (`dd.data.digits(16)`,
 `dd.data.get_dataset("shapes", n=8)`); `images` and `online` are imported on first use.

@@ -8,6 +8,8 @@
     transformer  the layers DiT and MMDiT share (timm's names)
     embeddings   timestep / label / 2D position embeddings
     classifier, autoencoder   noisy-image classifiers (guidance), a small (KL) autoencoder
+    control      ControlNet (Zhang et al. 2023): a trainable encoder copy joined to a frozen U-Net by zero convs
+    text         word tokenizer, text encoder, caption-conditional U-Net with cross-attention (TextUNet)
     features     `model.features(x_t, t, cond, layers)`: named activations of one forward pass
-                 (MLP, U-Net, DiT, MMDiT; each docstring lists its names and shapes)
+                 (MLP, U-Net, DiT, MMDiT; TextUNet also gives attn.<block> cross-attention maps; each docstring lists its names and shapes)
 """

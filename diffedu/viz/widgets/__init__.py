@@ -1,7 +1,9 @@
 """ipywidgets dashboards, one module per group of
 chapters: `basics` (01-03: forward process, trajectories, denoisers), `flow` (04-05: solvers,
 reflow, guidance), `arch` (06: patches, attention), `inverse` (07-08: operators, PnP),
-`posterior` (09: DPS, RePaint, the GMM benchmark). All of them are built by one helper,
+`posterior` (09: DPS, RePaint, the GMM benchmark), and one module per later chapter (`blind` 10,
+`medical` / `medical_latent` 11, `control` 12, `segmentation` 12b, `domains` / `geometry` 14, `correspondence` 15,
+`conclusion` 16). All of them are built by one helper,
 `core.dashboard(controls, draw)`: controls above one Output, re-drawn on each move. Every
 expensive computation happens once, before the widget is shown; a slider move only re-draws."""
 from .basics import default_image, denoiser_comparison, forward_explorer, trajectory_player
