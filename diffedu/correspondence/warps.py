@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .._validate import check_choice, check_int, check_positive_int, check_real
-from ..data.images import SHAPE_CLASSES, _inside_canonical, canonical_keypoints
+from .._validate import check_int, check_positive_int, check_real
+from ..data.images import SHAPE_CLASSES, _inside_canonical, canonical_keypoints, check_shape_classes
 
 __all__ = ["WarpedShapes", "warped_shapes", "same_class_pairs", "bounding_boxes", "KEYPOINT_NAMES"]
 
@@ -113,11 +113,7 @@ def warped_shapes(n: int, size: int = 32, seed: int = 0, classes=SHAPE_CLASSES, 
     check_positive_int("size", size)
     if size < 16:
         raise ValueError(f"size must be >= 16, got {size}")
-    classes = tuple(classes)
-    if not classes or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct names from {SHAPE_CLASSES}, got {classes!r}")
-    for c in classes:
-        check_choice("shape class", c, SHAPE_CLASSES)
+    classes = check_shape_classes(classes)
     max_angle = check_real("max_angle", max_angle, lo=0, hi=math.pi / 4)
     warp = check_real("warp", warp, lo=0, hi=0.1)
 

@@ -160,6 +160,16 @@ class Shapes:
         return self.center[j] + self.scale[j] * canon @ R[j].T
 
 
+def check_shape_classes(classes) -> tuple:
+    """classes: distinct names from SHAPE_CLASSES, as a tuple; else a ValueError that lists them."""
+    classes = tuple(classes)
+    if not classes or len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct names from {SHAPE_CLASSES}, got {classes!r}")
+    for c in classes:
+        check_choice("shape class", c, SHAPE_CLASSES)
+    return classes
+
+
 def shapes(n: int, size: int = 32, seed: int = 0, classes=SHAPE_CLASSES) -> Shapes:
     """Random circles, squares and triangles, one per image, with known geometry.
 
@@ -173,11 +183,7 @@ def shapes(n: int, size: int = 32, seed: int = 0, classes=SHAPE_CLASSES) -> Shap
     check_positive_int("size", size)
     if size < 8:
         raise ValueError(f"size must be >= 8, got {size}")
-    classes = tuple(classes)
-    if not classes or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct names from {SHAPE_CLASSES}, got {classes!r}")
-    for c in classes:
-        check_choice("shape class", c, SHAPE_CLASSES)
+    classes = check_shape_classes(classes)
 
     g = torch.Generator().manual_seed(seed)
     u = lambda *shape: torch.rand(*shape, generator=g)           # noqa: E731

@@ -46,7 +46,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .._validate import check_int, check_model_input, check_positive_int, check_real, check_tensor
+from .._validate import check_int, check_positive_int, check_real, check_tensor
 from .embeddings import as_labels, as_timesteps, timestep_embedding
 from .unet import Downsample, ResBlock, UNet, zero_module
 
@@ -303,13 +303,7 @@ class ControlledUNet(nn.Module):
 
     def forward(self, x: torch.Tensor, t, cond=None, hint=None) -> torch.Tensor:
         base = self.base
-        check_tensor("x", x, ndim=4)
-        check_model_input("x", x, base, base.input_conv.weight)
-        if x.shape[1] != base.in_channels:
-            raise ValueError(f"x has {x.shape[1]} channels, the base expects in_channels={base.in_channels}")
-        f = base.downsample_factor
-        if x.shape[2] % f or x.shape[3] % f:
-            raise ValueError(f"image size {x.shape[2]}x{x.shape[3]} must be divisible by {f}")
+        base.check_input(x)
         emb, context = base_embedding(base, x, t, cond)                  # step 1
         res, res_mid = None, None
         if hint is not None and self.strength != 0:                      # steps 2-3

@@ -32,7 +32,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .._validate import check_callable, check_model_input, check_positive_int, check_real, check_tensor
+from .._validate import check_callable, check_positive_int, check_real
 from ..denoiser import Denoiser, as_denoiser, t_batch
 from .embeddings import as_timesteps, timestep_embedding
 from .features import record_features
@@ -298,13 +298,7 @@ class TextUNet(UNet):
         return self.out(h)
 
     def _check_input(self, x):
-        check_tensor("x", x, ndim=4)
-        check_model_input("x", x, self, self.input_conv.weight)
-        if x.shape[1] != self.in_channels:
-            raise ValueError(f"x has {x.shape[1]} channels, this TextUNet expects in_channels={self.in_channels}")
-        f = self.downsample_factor
-        if x.shape[2] % f or x.shape[3] % f:
-            raise ValueError(f"image size {x.shape[2]}x{x.shape[3]} must be divisible by {f}")
+        self.check_input(x)
 
     def features(self, x: torch.Tensor, t, cond=None, layers=None) -> dict:
         """UNet.features' names ("input", "down.k", "mid", "up.k", "out") and, for every block

@@ -244,16 +244,22 @@ class UNet(nn.Module):
     def downsample_factor(self) -> int:
         return 2 ** (len(self.channel_mult) - 1)
 
-    def forward(self, x: torch.Tensor, t, cond=None, force_drop_ids=None) -> torch.Tensor:
+    def check_input(self, x: torch.Tensor) -> None:
+        """x: (B, in_channels, H, W) on this model's device and dtype, H and W divisible by
+        downsample_factor; else a ValueError that says which (shared by the U-Net's wrappers)."""
         check_tensor("x", x, ndim=4)
         check_model_input("x", x, self, self.input_conv.weight)
-        B, C, H, W = x.shape
+        _, C, H, W = x.shape
         if C != self.in_channels:
-            raise ValueError(f"x has {C} channels, this UNet expects in_channels={self.in_channels}")
+            raise ValueError(f"x has {C} channels, this {type(self).__name__} expects in_channels={self.in_channels}")
         f = self.downsample_factor
         if H % f or W % f:
             raise ValueError(f"image size {H}x{W} must be divisible by {f} "
                              f"(2 ** (len(channel_mult) - 1) = 2 ** {len(self.channel_mult) - 1})")
+
+    def forward(self, x: torch.Tensor, t, cond=None, force_drop_ids=None) -> torch.Tensor:
+        self.check_input(x)
+        B = x.shape[0]
         t = as_timesteps(t, B, x.device)
 
         # 1. Embedding of the step (and the class).
