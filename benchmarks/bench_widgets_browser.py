@@ -105,10 +105,10 @@ def _move(page, ctl, kind, k):
 
 
 def bench_chapter(page, base, token, name, moves, kc_of):
-    page.goto(f"{base}/lab/tree/{name}?token={token}", timeout=120_000)
-    page.locator(".jp-NotebookPanel").first.wait_for(state="visible", timeout=120_000)
+    page.goto(f"{base}/lab/tree/{name}?reset&token={token}", timeout=120_000)     # reset: no tabs of earlier chapters
+    page.locator(".jp-NotebookPanel:visible").first.wait_for(state="visible", timeout=120_000)
     wait_kernel_idle(page, 180)
-    page.locator(".jp-NotebookPanel").first.click(position={"x": 300, "y": 120})
+    page.locator(".jp-NotebookPanel:visible").first.click(position={"x": 300, "y": 120})
     accept_dialogs(page)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
@@ -161,10 +161,16 @@ def main(argv=None):
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                          args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
             for name in names:
                 t = time.monotonic()
-                rows += bench_chapter(page, base, token, name, args.moves, lambda: _kernel_client(runtime))
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})     # one page per chapter
+                try:
+                    rows += bench_chapter(page, base, token, name, args.moves, lambda: _kernel_client(runtime))
+                except Exception as err:                       # noqa: BLE001 - report the chapter, go on
+                    print(f"{name}: failed ({type(err).__name__}: {str(err)[:200]})", file=sys.stderr)
+                page.close()
+                if args.json:                                  # partial results survive an interrupted run
+                    args.json.write_text(json.dumps(rows, indent=1))
                 print(f"{name}: {time.monotonic() - t:.0f} s", file=sys.stderr)
                 _shutdown_kernels(base, token)                 # one chapter's kernel at a time
             browser.close()
