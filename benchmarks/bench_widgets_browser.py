@@ -40,6 +40,7 @@ WAIT_NEW_IMAGE = """([cell, old]) => new Promise(resolve => {
   const src = () => { const i = cell.querySelector('.jp-OutputArea-output img'); return i ? i.src : ''; };
   const check = () => { const s = src(); if (s && s !== old) { resolve(performance.now()); return true; } return false; };
   if (check()) return;
+  setTimeout(() => resolve(null), 20000);                  // no new image within 20 s: not a redraw of this figure
   const obs = new MutationObserver(() => { if (check()) obs.disconnect(); });
   obs.observe(cell, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
 })"""
@@ -128,6 +129,8 @@ def bench_chapter(page, base, token, name, moves, kc_of):
             try:
                 t1 = page.evaluate(WAIT_NEW_IMAGE, [cell.element_handle(), old])
             except Exception:        # noqa: BLE001 - a control that redraws nothing: report it, go on
+                break
+            if t1 is None:
                 break
             browser_ms.append(t1 - t0)
             wait_kernel_idle(page, 60)
