@@ -2,6 +2,7 @@
 
     discrete     D3PM (uniform and absorbing transitions) and masked diffusion (MDLM)
     lowrank      mixtures of low-rank Gaussians: exact denoiser, memorisation to generalisation
+    geometry     the sphere S^2 and the flat torus: on-manifold checks, exp / log maps, distances
     manifold     Riemannian flow matching on the sphere S^2 and the flat torus
     equivariant  E(n)-equivariant diffusion on point clouds (EGNN)
 
@@ -10,7 +11,7 @@ Modules are imported on first use: `dd.domains.discrete`.
 """
 import importlib
 
-_MODULES = ("discrete", "lowrank", "manifold", "equivariant")
+_MODULES = ("discrete", "lowrank", "geometry", "manifold", "equivariant")
 __all__ = list(_MODULES)
 
 

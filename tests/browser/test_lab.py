@@ -1,8 +1,8 @@
 """Real-browser test: JupyterLab + ipywidgets, driven in Chromium by Playwright.
 
-What a student does on day one, done by a robot: start JupyterLab, open a chapter (01, and the
-newest, 13), run all cells, move a widget's slider (01's forward-process explorer "t", 13's
-network-calls dashboard "calls"), and see the figure re-drawn. It
+What a student does on day one, done by a robot: start JupyterLab, open a chapter (01, 12b and
+13), run all cells, move a widget's slider (01's forward-process explorer "t", 12b's ensemble size
+"K", 13's network-calls dashboard "calls"), and see the figure re-drawn. It
 catches what nbval cannot: a widget that renders as "Error displaying widget", a missing
 JupyterLab widget extension, or a slider whose callback never redraws.
 
@@ -38,8 +38,10 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 # (chapter, the label of the slider the test moves): chapter 01's forward explorer and chapter
-# 13's network-calls dashboard (the newest chapter; built with viz.widgets.dashboard).
-CHAPTERS = [("01_forward_process_and_schedules.ipynb", "t"), ("13_distillation.ipynb", "calls")]
+# 12b's ensemble-size slider (an image grid of the later chapters) and 13's network-calls dashboard
+# (all built with viz.widgets.dashboard).
+CHAPTERS = [("01_forward_process_and_schedules.ipynb", "t"), ("12b_segmentation.ipynb", "K"),
+            ("13_distillation.ipynb", "calls")]
 CHROMIUM = os.environ.get("DIFFEDU_CHROMIUM", "/usr/bin/chromium")
 REQUIRE = os.environ.get("DIFFEDU_REQUIRE_BROWSER", "") not in ("", "0")
 
