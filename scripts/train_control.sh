@@ -25,10 +25,10 @@ if name == "controlnet_digits":
     from diffedu.nets.control import train_controlnet
     model, losses, manifest = train_controlnet("unet_digits", steps=600, batch_size=64, lr=2e-3, seed=0)
 elif name == "text_scenes":
-    from diffedu.nets.text import train_text_model
+    from diffedu.nets.text_train import train_text_model
     model, losses, manifest = train_text_model(steps=1000, batch_size=32, lr=2e-3, seed=0, prediction="v")
 elif name == "scene_classifier":
-    from diffedu.nets.text import train_scene_classifier
+    from diffedu.nets.text_train import train_scene_classifier
     model, losses, manifest = train_scene_classifier(steps=800, batch_size=128, seed=0)
 else:
     raise SystemExit(f"unknown checkpoint {name!r}; choose controlnet_digits, text_scenes, scene_classifier")
