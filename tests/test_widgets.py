@@ -43,3 +43,23 @@ def test_denoiser_comparison_precomputes():
     box = widgets.denoiser_comparison(D, D, gmm.sample(30), s, t=50)
     assert 50 in box.cache
     box.slider.value = 20
+
+
+def test_figure_png_is_the_figure_at_its_dpi_and_spills_finds_outside_text():
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from diffedu.viz.widgets.core import figure_png, spills
+    fig, ax = plt.subplots(figsize=(3, 2), dpi=50)
+    ax.plot([0, 1], [1, 0])
+    fig.tight_layout()
+    img = Image.open(io.BytesIO(figure_png(fig)))
+    assert img.format == "PNG" and img.size == (150, 100)            # the whole canvas, no crop
+    assert not spills(fig)
+    fig.text(1.3, 0.5, "outside the canvas")
+    assert spills(fig)
+    wide = Image.open(io.BytesIO(figure_png(fig, tight=True)))       # the tight crop reaches it
+    assert wide.size[0] > 150
+    plt.close(fig)

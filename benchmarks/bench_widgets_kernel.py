@@ -1,0 +1,111 @@
+"""Widget redraw cost in the kernel, without a browser: every dashboard of every chapter.
+
+    python benchmarks/bench_widgets_kernel.py                 # every chapter, 12 moves per control
+    python benchmarks/bench_widgets_kernel.py 01 05 --moves 20
+
+For each chapter: execute the notebook in a fresh kernel (nbclient), then, in that kernel, find
+every dashboard built by `viz.widgets.core.dashboard` and move each of its controls `--moves`
+times (sliders: the next value, bouncing at the ends; dropdowns: the next option). Each move runs
+the dashboard's whole reaction (its `before` hook, `draw()`, the PNG, the display message), timed
+in wall-clock and in the kernel process's CPU time. CPU time is what a loaded machine does not
+inflate, so this is the before/after measure for redraw work; `bench_widgets_browser.py` adds the
+browser's share on top (on-screen latency).
+
+Prints one markdown table; `--json PATH` also writes the raw times.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Runs in the chapter's kernel after all its cells: time `moves` moves of every dashboard control.
+PROBE = r"""
+import gc as _gc, json as _json, time as _time
+import ipywidgets as _W
+def _probe(moves):
+    rows = []
+    boxes = [o for o in _gc.get_objects() if isinstance(o, _W.VBox) and hasattr(o, "draw") and hasattr(o, "controls")]
+    for b, box in enumerate(boxes):
+        for label, w in box.controls.items():
+            opts = list(getattr(w, "options", ()) or ())
+            if opts:
+                values = [v if not isinstance(v, tuple) else v[1] for v in opts]
+            elif hasattr(w, "min") and hasattr(w, "max"):
+                step = getattr(w, "step", 1) or 1
+                n = int(round((w.max - w.min) / step))
+                values = [w.min + k * step for k in range(n + 1)]
+            else:
+                continue
+            if len(values) < 2:
+                continue
+            try:
+                i = values.index(w.value)
+            except ValueError:
+                i = 0
+            direction, wall, cpu = 1, [], []
+            for _ in range(moves):
+                if not 0 <= i + direction < len(values):
+                    direction = -direction
+                i += direction
+                t0, c0 = _time.perf_counter(), _time.process_time()
+                w.value = values[i]
+                wall.append(_time.perf_counter() - t0)
+                cpu.append(_time.process_time() - c0)
+            rows.append({"box": b, "widget": str(label), "kind": type(w).__name__, "wall": wall, "cpu": cpu})
+    return rows
+print("PROBE" + _json.dumps(_probe(%d)))
+"""
+
+
+def bench_chapter(path: Path, moves: int, timeout: int = 900) -> list[dict]:
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE % moves))     # last: after every chapter cell
+    client.execute()
+    rows = []
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
+    for line in text.splitlines():
+        if line.startswith("PROBE"):
+            rows = json.loads(line[5:])
+    for r in rows:
+        r["chapter"] = path.stem
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("chapters", nargs="*", help="notebook prefixes (e.g. 01 05); default: every chapter")
+    ap.add_argument("--moves", type=int, default=12)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    paths = sorted(p for p in (REPO / "notebooks").glob("*.ipynb")
+                   if not args.chapters or p.name.split("_")[0] in args.chapters)
+    rows = []
+    for p in paths:
+        t = time.monotonic()
+        try:
+            rows += bench_chapter(p, args.moves)
+        except Exception as err:                               # noqa: BLE001 - report the chapter, go on
+            print(f"{p.name}: failed ({type(err).__name__}: {str(err)[:200]})", file=sys.stderr)
+        print(f"{p.name}: {time.monotonic() - t:.0f} s", file=sys.stderr)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+    med = lambda v: 1000 * statistics.median(v) if v else float("nan")                          # noqa: E731
+    p95 = lambda v: 1000 * statistics.quantiles(v, n=20)[18] if len(v) >= 2 else med(v)         # noqa: E731
+    print("| chapter | widget | kind | moves | CPU median ms | CPU p95 ms | wall median ms |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['chapter']} | {r['widget']} | {r['kind']} | {len(r['cpu'])} | {med(r['cpu']):.0f} "
+              f"| {p95(r['cpu']):.0f} | {med(r['wall']):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
