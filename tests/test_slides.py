@@ -1,4 +1,4 @@
-"""Every chapter presents as a RISE slideshow (JupyterLab: ``jupyterlab-rise``).
+"""Every chapter presents as a slideshow inside JupyterLab (``jupyterlab-slideshow``; RISE reads the same metadata).
 
 Reads the .ipynb files as JSON; runs nothing. The slide metadata is what RISE reads from each
 cell, ``metadata.slideshow.slide_type``; the flow a 50-minute lesson wants (docs/teaching.md):
@@ -16,7 +16,10 @@ from _util import cell_text, notebook_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
+# A cell that continues the slide above has an empty `slideshow` dict (no slide_type). RISE and
+# nbconvert read that the same as "-", but jupyterlab-slideshow (the deck we present with, live
+# widgets included) reads only a missing slide_type as "continue" and silently drops "-" cells.
+SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", None}
 # A cell that shows a widget: a diffedu widget helper, an explorer / player / viewer, or
 # diffedu's dashboard. Import lines are left out (an import of a widget module shows nothing).
 WIDGET = re.compile(r"widgets_|dd\.viz\.widgets|explorer\(|player\(|viewer\(|dashboard\(")
@@ -27,7 +30,10 @@ _cells, _text = notebook_cells, cell_text
 
 
 def _slide_type(cell):
-    return cell.get("metadata", {}).get("slideshow", {}).get("slide_type")
+    """The cell's slide type; None for a continuation (an empty slideshow dict); "missing" when
+    the cell has no slideshow metadata at all."""
+    show = cell.get("metadata", {}).get("slideshow")
+    return "missing" if not isinstance(show, dict) else show.get("slide_type")
 
 
 def _first_line(cell):
@@ -63,7 +69,8 @@ def test_every_cell_has_slide_metadata(path):
     bad = [(_where(path, k, c), _slide_type(c)) for k, c in enumerate(_cells(path))
            if _slide_type(c) not in SLIDE_TYPES]
     assert not bad, (f"cells without a valid metadata.slideshow.slide_type (one of "
-                     f"{sorted(SLIDE_TYPES)}): {bad}")
+                     f"{sorted(SLIDE_TYPES, key=str)}; None: an empty slideshow dict, which continues the "
+                     f"slide above; not '-', which jupyterlab-slideshow drops): {bad}")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

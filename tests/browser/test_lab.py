@@ -197,3 +197,80 @@ def test_a_chapter_widget_redraws(lab, tmp_path, notebook, label):
     print(f"browser test timings: {timings}")
 
 
+
+
+# The slideshow: jupyterlab-slideshow presents the notebook inside JupyterLab, so the kernel and
+# the ipywidgets front end stay live on the slides. Chapter 01's explorer slide is reached by the
+# deck's own "next" buttons (down into sub-slides and fragments, else forward), like a presenter.
+DECK_NOTEBOOK, DECK_LABEL, DECK_MAX_STEPS = "01_forward_process_and_schedules.ipynb", "t", 60
+
+
+def test_the_slideshow_presents_a_live_widget(lab, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    base, token, log_path = lab
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        try:
+            def fail(msg: str):
+                shot = tmp_path / "deck-failure.png"
+                page.screenshot(path=str(shot))
+                pytest.fail(f"{msg}\nscreenshot: {shot}\nJupyterLab log (tail):\n{log_tail(log_path)}")
+
+            page.goto(f"{base}/lab/tree/{DECK_NOTEBOOK}?token={token}", timeout=120_000)
+            panel = page.locator(".jp-NotebookPanel").first
+            panel.wait_for(state="visible", timeout=120_000)
+            wait_kernel_idle(page, KERNEL_IDLE_S)
+            panel.click(position={"x": 300, "y": 120})
+            accept_dialogs(page)
+            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).first.click()
+            page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).first.click()
+            wait_run_all_done(page, RUN_ALL_S)
+
+            # Start the deck on the title slide (it opens at the active cell).
+            page.locator(".jp-Notebook .jp-Cell").first.click()
+            page.keyboard.press("Escape")
+            toggle = page.locator("[data-command='deck:toggle']")
+            if not toggle.count():
+                fail("no deck button in the notebook toolbar: is jupyterlab-slideshow installed?")
+            toggle.first.click()
+            title = page.locator(".jp-Notebook .jp-Cell").first
+            page.wait_for_function("e => e.classList.contains('jp-deck-mod-visible')", arg=title.element_handle(),
+                                   timeout=20_000)
+
+            # Advance until the explorer's slider is on screen.
+            slider = slider_labelled(page, DECK_LABEL)
+            down = page.locator("button.jp-deck-mod-direction-down")
+            forward = page.locator("button.jp-deck-mod-direction-forward")
+            for step in range(DECK_MAX_STEPS):
+                if slider.count() and slider.first.is_visible():
+                    break
+                can_down = "jp-mod-disabled" not in (down.get_attribute("class") or "jp-mod-disabled")
+                (down if can_down else forward).click()
+                page.wait_for_timeout(300)
+            else:
+                fail(f"the {DECK_LABEL}-slider never came on screen in {DECK_MAX_STEPS} deck steps")
+            cell = page.locator(".jp-CodeCell").filter(has=slider.first).first
+            if "jp-deck-mod-visible" not in (cell.get_attribute("class") or ""):
+                fail("the widget's cell is not on the current slide")
+            assert_no_widget_errors(page, fail)
+
+            # Move the slider on the slide: the figure must change.
+            img = cell.locator(".jp-OutputArea-output img").first
+            before = img.get_attribute("src") or ""
+            handle = slider.first.locator(".noUi-handle, .ui-slider-handle").first
+            handle.focus()
+            handle.press("End")
+            deadline = time.monotonic() + REDRAW_S
+            while time.monotonic() < deadline:
+                now = cell.locator(".jp-OutputArea-output img")
+                if now.count() and (now.first.get_attribute("src") or "") not in ("", before):
+                    break
+                page.wait_for_timeout(200)
+            else:
+                fail("moving the slider on the slide did not change the figure")
+            print(f"deck: the explorer is {step} steps after the title; its figure redrew on the slide")
+        finally:
+            browser.close()
