@@ -7,7 +7,8 @@ For each chapter: execute the notebook in a fresh kernel (nbclient), then, in th
 every dashboard built by `viz.widgets.core.dashboard` and move each of its controls `--moves`
 times (sliders: the next value, bouncing at the ends; dropdowns: the next option). Each move runs
 the dashboard's whole reaction (its `before` hook, `draw()`, the PNG, the display message), timed
-in wall-clock and in the kernel process's CPU time. CPU time is what a loaded machine does not
+in wall-clock and in the kernel process's CPU time; moves to a value the dashboard has shown
+before (its memo of rendered figures) are reported apart from those it had to draw. CPU time is what a loaded machine does not
 inflate, so this is the before/after measure for redraw work; `bench_widgets_browser.py` adds the
 browser's share on top (on-screen latency).
 
@@ -30,7 +31,13 @@ import gc as _gc, json as _json, time as _time
 import ipywidgets as _W
 def _probe(moves):
     rows = []
-    boxes = [o for o in _gc.get_objects() if isinstance(o, _W.VBox) and hasattr(o, "draw") and hasattr(o, "controls")]
+    boxes = []
+    for o in _gc.get_objects():
+        try:
+            if type(o) is _W.VBox and hasattr(o, "draw") and hasattr(o, "controls"):
+                boxes.append(o)
+        except ReferenceError:                       # a dead weak proxy
+            pass
     for b, box in enumerate(boxes):
         for label, w in box.controls.items():
             opts = list(getattr(w, "options", ()) or ())
@@ -48,16 +55,24 @@ def _probe(moves):
                 i = values.index(w.value)
             except ValueError:
                 i = 0
-            direction, wall, cpu = 1, [], []
+            direction, wall, cpu, hit = 1, [], [], []
+            st = getattr(box, "render_state", {})
+            err = None
             for _ in range(moves):
                 if not 0 <= i + direction < len(values):
                     direction = -direction
                 i += direction
+                h0 = st.get("hits", 0)
                 t0, c0 = _time.perf_counter(), _time.process_time()
-                w.value = values[i]
+                try:
+                    w.value = values[i]
+                except Exception as e:                   # a value this control refuses now: stop here
+                    err = f"{type(e).__name__}: {e}"[:200]
+                    break
                 wall.append(_time.perf_counter() - t0)
                 cpu.append(_time.process_time() - c0)
-            rows.append({"box": b, "widget": str(label), "kind": type(w).__name__, "wall": wall, "cpu": cpu})
+                hit.append(st.get("hits", 0) > h0)
+            rows.append({"box": b, "widget": str(label), "kind": type(w).__name__, "wall": wall, "cpu": cpu, "hit": hit, "error": err})
     return rows
 print("PROBE" + _json.dumps(_probe(%d)))
 """
@@ -94,7 +109,7 @@ def main(argv=None):
         try:
             rows += bench_chapter(p, args.moves)
         except Exception as err:                               # noqa: BLE001 - report the chapter, go on
-            print(f"{p.name}: failed ({type(err).__name__}: {str(err)[:200]})", file=sys.stderr)
+            print(f"{p.name}: failed ({type(err).__name__}: {str(err)[-600:]})", file=sys.stderr)
         print(f"{p.name}: {time.monotonic() - t:.0f} s", file=sys.stderr)
         if args.json:
             args.json.write_text(json.dumps(rows, indent=1))

@@ -63,3 +63,29 @@ def test_figure_png_is_the_figure_at_its_dpi_and_spills_finds_outside_text():
     wide = Image.open(io.BytesIO(figure_png(fig, tight=True)))       # the tight crop reaches it
     assert wide.size[0] > 150
     plt.close(fig)
+
+
+def test_dashboard_memo_shows_a_seen_value_again_without_drawing():
+    import matplotlib.pyplot as plt
+
+    from diffedu.viz.widgets import core
+
+    def build(memo):
+        calls = []
+        t = core.int_slider(0, 0, 5)
+
+        def draw():
+            calls.append(t.value)
+            fig, ax = plt.subplots(figsize=(1, 1), dpi=20)
+            ax.set_title(str(t.value))
+            return fig
+        return core.dashboard({"t": t}, draw, memo=memo), t, calls
+
+    box, t, calls = build(memo=True)
+    for v in (1, 2, 1, 0, 2):
+        t.value = v
+    assert calls == [0, 1, 2] and box.render_state["hits"] == 3
+    box, t, calls = build(memo=False)
+    for v in (1, 0):
+        t.value = v
+    assert calls == [0, 1, 0] and "hits" not in box.render_state

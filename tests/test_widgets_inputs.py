@@ -154,6 +154,8 @@ CASES = [
     ("repaint_explorer", "run_fn(2, 1)", lambda: WP.repaint_explorer(lambda a, b: torch.rand(2, 8, 8), 10, [2], [1],
                                                                      x8(), x8())),
     ("dashboard", "controls", lambda: WD.dashboard({}, plt.figure)),
+    ("figure_png", "fig", lambda: WD.figure_png(plt.gca())),
+    ("spills", "fig", lambda: WD.spills(None)),
     ("dashboard", "draw", lambda: WD.dashboard({"a": slider()}, None)),
     ("dashboard", "rows", lambda: WD.dashboard({"a": slider()}, plt.figure, rows=[["b"]])),
     ("dashboard", "before key", lambda: WD.dashboard({"a": slider()}, plt.figure, before={"b": print})),

@@ -69,6 +69,7 @@ def figure_png(fig, tight: bool = False) -> bytes:
     """fig as PNG bytes. By default one Agg draw at the figure's dpi, encoded with fast zlib
     (level 1): about half the cost of the inline backend's path, which lays the figure out twice
     (once to find the tight crop) and compresses harder. tight=True takes that path instead."""
+    _check_figure(fig)
     if tight:
         from IPython.core.pylabtools import print_figure
         return print_figure(fig, "png", bbox_inches="tight")
@@ -81,6 +82,12 @@ def figure_png(fig, tight: bool = False) -> bytes:
     return buf.getvalue()
 
 
+def _check_figure(fig):
+    from matplotlib.figure import Figure
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure (what draw() returns), got {type(fig).__name__}")
+
+
 def _agg_canvas(fig):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     return fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
@@ -88,31 +95,59 @@ def _agg_canvas(fig):
 
 def spills(fig, slack: float = 0.02) -> bool:
     """Whether some artist of fig reaches outside its canvas (only a tight crop shows it whole)."""
+    _check_figure(fig)
     box = fig.get_tightbbox(_agg_canvas(fig).get_renderer())
     w, h = fig.get_size_inches()
     return box.x0 < -slack or box.y0 < -slack or box.x1 > w + slack or box.y1 > h + slack
 
 
-def redraw(out, draw, state: dict | None = None):
+# Rendered figures a dashboard keeps, keyed by its controls' values: moving back to a value it has
+# shown costs no drawing (about 60 KB each; a bounded number per dashboard).
+MEMO_SIZE = 48
+
+
+def redraw(out, draw, state: dict | None = None, key=None):
     """Re-draw the figure that `draw()` returns into the ipywidgets Output `out`.
 
     state: a dict kept between calls of one dashboard; the first call records in it whether the
-    figure spills outside its canvas, and only such figures pay for the tight crop afterwards."""
+    figure spills outside its canvas (only such figures pay for the tight crop afterwards), and
+    with a key (the controls' values, hashable) it keeps the last MEMO_SIZE PNGs: a key seen
+    before shows its PNG again without calling draw (counted in state["hits"])."""
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
     t0 = time.perf_counter()
     state = {} if state is None else state
+    memo = state.setdefault("memo", {})
     with out:
         out.clear_output(wait=True)
-        fig = draw()
-        if "tight" not in state:
-            state["tight"] = spills(fig)
-        display(Image(data=figure_png(fig, state["tight"]), format="png"))
-        plt.close(fig)
+        png = memo.pop(key, None) if key is not None else None
+        if png is None:
+            fig = draw()
+            if "tight" not in state:
+                state["tight"] = spills(fig)
+            png = figure_png(fig, state["tight"])
+            plt.close(fig)
+        else:
+            state["hits"] = state.get("hits", 0) + 1
+        if key is not None:
+            memo[key] = png                                   # newest last
+            while len(memo) > MEMO_SIZE:
+                memo.pop(next(iter(memo)))
+        display(Image(data=png, format="png"))
     REDRAW_LOG.append(time.perf_counter() - t0)
 
 
-def dashboard(controls: dict, draw, *, rows=None, before: dict | None = None, **handles):
+def _values_key(controls: dict):
+    """The controls' values as a hashable key, or None when some value is not hashable."""
+    key = tuple((name, w.value) for name, w in controls.items())
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def dashboard(controls: dict, draw, *, rows=None, before: dict | None = None, memo: bool = True, **handles):
     """Controls above one Output holding `draw()`'s figure, re-drawn whenever a control moves.
 
     controls: {description: ipywidget}, in display order; each key becomes the control's label.
@@ -120,9 +155,12 @@ def dashboard(controls: dict, draw, *, rows=None, before: dict | None = None, **
     rows: lists of keys, one row of controls each (default: all in one row).
     before: {key: fn()} run when that control moves, before the re-draw (e.g. re-sample when a
     sampler setting changes); controls that fn moves do not re-draw on their own meanwhile.
+    memo: keep the figures already shown, keyed by the controls' values (redraw's MEMO_SIZE), so
+    moving back costs nothing; turn off when draw() depends on anything but the controls.
     handles: extra attributes for the returned box (e.g. `slider=..., cache=...`), for tests.
 
-    Returns an ipywidgets VBox with `.controls`, `.out` and `.draw` (and the handles).
+    Returns an ipywidgets VBox with `.controls`, `.out`, `.draw` and `.render_state` (redraw's
+    state: the memo and its hits) and the handles.
     """
     import ipywidgets as W
     controls = check_dict("controls", controls, "{description: ipywidget}")
@@ -135,7 +173,7 @@ def dashboard(controls: dict, draw, *, rows=None, before: dict | None = None, **
     for key, fn in before.items():
         check_choice("before key", key, list(controls))
         check_callable(f"before[{key!r}]", fn, "fn()")
-    taken = sorted({"controls", "out", "draw"} & set(handles))
+    taken = sorted({"controls", "out", "draw", "render_state"} & set(handles))
     if taken:
         raise ValueError(f"handles {taken} would hide the box's own .controls/.out/.draw")
     out, state = W.Output(), {}
@@ -150,7 +188,7 @@ def dashboard(controls: dict, draw, *, rows=None, before: dict | None = None, **
                     before[name]()
                 finally:
                     busy.pop()
-            redraw(out, draw, state)
+            redraw(out, draw, state, _values_key(controls) if memo else None)
         return react
 
     for name, w in controls.items():
@@ -158,8 +196,8 @@ def dashboard(controls: dict, draw, *, rows=None, before: dict | None = None, **
         w.observe(on_move(name), names="value")
     lines = [controls[r[0]] if len(r) == 1 else W.HBox([controls[k] for k in r]) for r in rows]
     box = W.VBox(lines + [out])
-    redraw(out, draw, state)
-    box.controls, box.out, box.draw = dict(controls), out, draw
+    redraw(out, draw, state, _values_key(controls) if memo else None)
+    box.controls, box.out, box.draw, box.render_state = dict(controls), out, draw, state
     for k, v in handles.items():
         setattr(box, k, v)
     return box
