@@ -108,10 +108,10 @@ def edm_loss(model: nn.Module, x0: torch.Tensor, schedule, generator: torch.Gene
 def sample_edm(denoiser, x_T: torch.Tensor, schedule, steps: int | None = None, generator: torch.Generator | None = None,
                return_trajectory: bool = False):
     """DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) in the zero-centre-of-mass subspace: diffedu's one
-    reverse loop and ddpm update, with each noise draw projected by P. x_T: (B, N, n), centred (zero_mean_noise).
+    reverse loop and public ddpm_step, with each noise draw projected by P. x_T: (B, N, n), centred (zero_mean_noise).
     Returns x_0, or (x_0, xs (S + 1, B, N, n), x0_hats (S, B, N, n)) with return_trajectory."""
     from ..denoiser import as_denoiser
-    from ..samplers import _ddpm_update, reverse_loop
+    from ..samplers import ddpm_step, reverse_loop
     check_clouds("x_T", x_T)
     if float(x_T.mean(1).abs().max()) > 1e-4 * max(1.0, float(x_T.abs().max())):
         raise ValueError(f"x_T must be centred (mean over the N points 0), its largest centre coordinate is "
@@ -121,7 +121,7 @@ def sample_edm(denoiser, x_T: torch.Tensor, schedule, steps: int | None = None, 
     def step(x, i, t, ab_t, ab_prev, z):
         with torch.no_grad():
             x0 = D(x, t)
-        return _ddpm_update(x, x0, ab_t, ab_prev, None if z is None else remove_mean(z), "small"), x0, {}
+        return ddpm_step(x, x0, ab_t, ab_prev, None if z is None else remove_mean(z)), x0, {}
     return reverse_loop(step, x_T, schedule, steps, generator=generator, return_trajectory=return_trajectory)
 
 
