@@ -43,17 +43,26 @@ def forward_explorer(points: torch.Tensor | None = None, image: torch.Tensor | N
     schedules = {name: get_schedule(name, T) for name in ("linear", "cosine", "sigmoid")}
     slider, schedule = int_slider(t, 0, T - 1), dropdown(schedules, "linear")
 
+    # One figure, built once; a move only updates its artists (no new axes, no new layout).
+    s0, u = schedules["linear"], schedules["linear"].t_continuous.numpy()
+    fig, ax = plt.subplots(1, 3, figsize=(10, 3.3))
+    plots.plot_points(ax[0], q_sample(points, t, s0, eps=eps_p), "points", lim=3.5)
+    plots.show_image(ax[1], q_sample(image[None], t, s0, eps=eps_i[None])[0].clamp(-1, 1), "image")
+    dots, img = ax[0].collections[0], ax[1].images[0]
+    curve, = ax[2].plot(u, s0.alpha_bar.numpy(), color="C0")
+    mark = ax[2].axvline(u[t], color="C3")
+    ax[2].set(xlabel="t / T", ylim=(-0.05, 1.05), title=r"$\bar\alpha_t$")
+    fig.tight_layout()
+
     def draw():
         s, i = schedules[schedule.value], slider.value
-        ab = s.alpha_bar[i].item()
-        fig, ax = plt.subplots(1, 3, figsize=(10, 3.3))
-        plots.plot_points(ax[0], q_sample(points, i, s, eps=eps_p), f"points, t = {i}", lim=3.5)
-        plots.show_image(ax[1], q_sample(image[None], i, s, eps=eps_i[None])[0].clamp(-1, 1), f"image, t = {i}")
-        u = s.t_continuous.numpy()
-        ax[2].plot(u, s.alpha_bar.numpy(), color="C0")
-        ax[2].axvline(u[i], color="C3")
-        ax[2].set(title=rf"$\bar\alpha_t$ = {ab:.3f}, log-SNR = {s.log_snr[i].item():.2f}", xlabel="t / T")
-        fig.tight_layout()
+        dots.set_offsets(q_sample(points, i, s, eps=eps_p).numpy())
+        img.set_data(plots.to_image(q_sample(image[None], i, s, eps=eps_i[None])[0].clamp(-1, 1)))
+        curve.set_ydata(s.alpha_bar.numpy())
+        mark.set_xdata([u[i], u[i]])
+        ax[0].set_title(f"points, t = {i}", fontsize=10)
+        ax[1].set_title(f"image, t = {i}", fontsize=10)
+        ax[2].set_title(rf"$\bar\alpha_t$ = {s.alpha_bar[i].item():.3f}, log-SNR = {s.log_snr[i].item():.2f}")
         return fig
 
     return dashboard({"t": slider, "schedule": schedule}, draw, slider=slider, dropdown=schedule)
