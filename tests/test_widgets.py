@@ -89,3 +89,32 @@ def test_dashboard_memo_shows_a_seen_value_again_without_drawing():
     for v in (1, 0):
         t.value = v
     assert calls == [0, 1, 0] and "hits" not in box.render_state
+
+
+def test_a_blitted_move_gives_the_same_pixels_as_a_full_redraw():
+    import io
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    from diffedu.viz.widgets.core import figure_png, moving
+
+    def pixels(png):
+        return np.asarray(Image.open(io.BytesIO(png)))
+
+    fig, ax = plt.subplots(figsize=(3, 2), dpi=50)
+    line, = ax.plot([0, 1], [0, 1])
+    dots = ax.scatter([0.2, 0.8], [0.5, 0.5])
+    ax.set_title("start")
+    moving(fig, [line, dots, ax.title])
+    first = pixels(figure_png(fig))                                   # renders the background once
+    line.set_ydata([1, 0])
+    dots.set_offsets([[0.5, 0.2]])
+    ax.set_title("moved")
+    blitted = pixels(figure_png(fig))
+    del fig._diffedu_moving                                           # the same figure, drawn whole
+    full = pixels(figure_png(fig))
+    assert not np.array_equal(first, blitted)
+    assert np.abs(blitted.astype(int) - full.astype(int)).max() <= 2  # same picture (antialiasing aside)
+    plt.close(fig)

@@ -156,6 +156,8 @@ CASES = [
     ("dashboard", "controls", lambda: WD.dashboard({}, plt.figure)),
     ("figure_png", "fig", lambda: WD.figure_png(plt.gca())),
     ("spills", "fig", lambda: WD.spills(None)),
+    ("moving", "fig", lambda: WD.moving(plt.gca(), [])),
+    ("moving", "artists", lambda: WD.moving(plt.figure(), [plt.figure().gca()])),
     ("dashboard", "draw", lambda: WD.dashboard({"a": slider()}, None)),
     ("dashboard", "rows", lambda: WD.dashboard({"a": slider()}, plt.figure, rows=[["b"]])),
     ("dashboard", "before key", lambda: WD.dashboard({"a": slider()}, plt.figure, before={"b": print})),

@@ -12,7 +12,7 @@ from ..._validate import check_callable, check_positive_int, check_schedule
 from ...forward import q_sample
 from ...samplers import ddim, ddpm
 from ...schedules import get_schedule
-from .core import check_image, check_int, check_points, dashboard, dropdown, float_slider, int_slider, redraw
+from .core import check_image, check_int, check_points, dashboard, dropdown, float_slider, int_slider, moving, redraw
 
 __all__ = ["redraw", "default_image", "forward_explorer", "trajectory_player", "denoiser_comparison"]
 
@@ -53,6 +53,7 @@ def forward_explorer(points: torch.Tensor | None = None, image: torch.Tensor | N
     mark = ax[2].axvline(u[t], color="C3")
     ax[2].set(xlabel="t / T", ylim=(-0.05, 1.05), title=r"$\bar\alpha_t$")
     fig.tight_layout()
+    moving(fig, [dots, img, curve, mark] + [a.title for a in ax])
 
     def draw():
         s, i = schedules[schedule.value], slider.value
@@ -96,18 +97,24 @@ def trajectory_player(denoiser, schedule, x_T: torch.Tensor, reference: torch.Te
         step.max = nsteps.value
         step.value = nsteps.value
 
+    # One figure, built once; a move only updates its artists.
+    fig, ax = plt.subplots(1, 2, figsize=(8, 4))
+    if reference is not None:
+        plots.plot_points(ax[0], reference, color="0.8", lim=lim)
+    paths = [ax[0].plot([], [], color="k", lw=0.6, alpha=0.5)[0] for _ in range(min(25, x_T.shape[0]))]
+    now = plots.plot_points(ax[0], x_T, "x", lim=lim).collections[-1]
+    est = plots.plot_points(ax[1], x_T, "x0", lim=lim, color="C1").collections[-1]
+    fig.tight_layout()
+    moving(fig, paths + [now, est] + [a.title for a in ax])
+
     def draw():
         xs, x0s, k = cache["xs"], cache["x0s"], step.value
-        fig, ax = plt.subplots(1, 2, figsize=(8, 4))
-        if reference is not None:
-            plots.plot_points(ax[0], reference, color="0.8", lim=lim)
-        plots.plot_trajectories(ax[0], xs[: k + 1], n=25)
-        plots.plot_points(ax[0], xs[k], f"x after {k} of {len(xs) - 1} steps", lim=lim)
-        if k > 0:
-            plots.plot_points(ax[1], x0s[k - 1], r"denoiser's $\hat x_0$ at this step", lim=lim, color="C1")
-        else:
-            plots.plot_points(ax[1], xs[0], "start: pure noise", lim=lim, color="C1")
-        fig.tight_layout()
+        for j, line in enumerate(paths):
+            line.set_data(xs[: k + 1, j, 0].numpy(), xs[: k + 1, j, 1].numpy())
+        now.set_offsets(xs[k].numpy())
+        est.set_offsets((x0s[k - 1] if k > 0 else xs[0]).numpy())
+        ax[0].set_title(f"x after {k} of {len(xs) - 1} steps", fontsize=10)
+        ax[1].set_title(r"denoiser's $\hat x_0$ at this step" if k > 0 else "start: pure noise", fontsize=10)
         return fig
 
     def on_sampler():
@@ -142,19 +149,26 @@ def denoiser_comparison(exact, learned, points: torch.Tensor, schedule, lim: flo
             tt = torch.full((len(xt),), int(schedule.timesteps[i]))
             cache[i] = (xt, exact(xt, tt), learned(xt, tt))
 
+    mse = [((cache[j][1] - cache[j][2]) ** 2).sum(1).mean().item() for j in grid]
+    # One figure, built once; a move only updates its artists.
+    fig, ax = plt.subplots(1, 2, figsize=(8, 4))
+    xt0, ex0, le0 = cache[grid[0]]
+    dots = [plots.plot_points(ax[0], v, None, lim=lim, color=c, label=lab).collections[-1]
+            for v, c, lab in ((xt0, "0.6", None), (ex0, "C0", "exact E[x0|xt]"), (le0, "C3", "learned"))]
+    ax[0].legend(loc="lower left", fontsize=8)
+    ax[1].semilogy(grid, mse)
+    mark = ax[1].axvline(grid[0], color="C3")
+    ax[1].set(xlabel="t", title="mean squared gap, learned vs exact")
+    ax[0].set_title("x_t", fontsize=10)
+    fig.tight_layout()
+    moving(fig, dots + [mark, ax[0].title])
+
     def draw():
         i = min(grid, key=lambda j: abs(j - slider.value))
-        xt, ex, le = cache[i]
-        fig, ax = plt.subplots(1, 2, figsize=(8, 4))
-        plots.plot_points(ax[0], xt, f"x_t at t = {i}", lim=lim, color="0.6")
-        plots.plot_points(ax[0], ex, None, lim=lim, color="C0", label="exact E[x0|xt]")
-        plots.plot_points(ax[0], le, None, lim=lim, color="C3", label="learned")
-        ax[0].legend(loc="lower left", fontsize=8)
-        mse = [((cache[j][1] - cache[j][2]) ** 2).sum(1).mean().item() for j in grid]
-        ax[1].semilogy(grid, mse)
-        ax[1].axvline(i, color="C3")
-        ax[1].set(xlabel="t", title="mean squared gap, learned vs exact")
-        fig.tight_layout()
+        for d, v in zip(dots, cache[i]):
+            d.set_offsets(v.detach().cpu().numpy())
+        mark.set_xdata([i, i])
+        ax[0].set_title(f"x_t at t = {i}", fontsize=10)
         return fig
 
     slider = int_slider(t, 1, T - 1)

@@ -68,7 +68,11 @@ REDRAW_LOG: deque = deque(maxlen=10_000)
 def figure_png(fig, tight: bool = False) -> bytes:
     """fig as PNG bytes. By default one Agg draw at the figure's dpi, encoded with fast zlib
     (level 1): about half the cost of the inline backend's path, which lays the figure out twice
-    (once to find the tight crop) and compresses harder. tight=True takes that path instead."""
+    (once to find the tight crop) and compresses harder. tight=True takes that path instead.
+
+    A figure marked with `moving(fig, artists)` is blitted: everything else (axes, ticks, labels,
+    static curves) is rendered once and kept as a background; each call restores it and draws
+    only the moving artists, which skips most of the text rendering that dominates a redraw."""
     _check_figure(fig)
     if tight:
         from IPython.core.pylabtools import print_figure
@@ -76,10 +80,43 @@ def figure_png(fig, tight: bool = False) -> bytes:
     import numpy as np
     from PIL import Image
     canvas = _agg_canvas(fig)
-    canvas.draw()
+    moving_ = getattr(fig, "_diffedu_moving", None)
+    if moving_ is None:
+        canvas.draw()
+    else:
+        key = (canvas.get_width_height(), fig.dpi)
+        background = getattr(fig, "_diffedu_background", None)
+        if background is None or background[0] != key:
+            shown = [a.get_visible() for a in moving_]
+            for a in moving_:
+                a.set_visible(False)
+            canvas.draw()
+            fig._diffedu_background = (key, canvas.copy_from_bbox(fig.bbox))
+            for a, v in zip(moving_, shown):
+                a.set_visible(v)
+        else:
+            canvas.restore_region(background[1])
+        for a in moving_:
+            fig.draw_artist(a)
     buf = io.BytesIO()
     Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3]).save(buf, format="png", compress_level=1)
     return buf.getvalue()
+
+
+def moving(fig, artists):
+    """Mark the artists of fig that a widget's moves change (collections, lines, images, titles):
+    figure_png then blits, re-drawing only these over a background rendered once. Everything
+    else must stay as it is (axis limits too); saving the figure any other way is unaffected.
+    Returns fig."""
+    _check_figure(fig)
+    artists = list(artists)
+    from matplotlib.artist import Artist
+    bad = [type(a).__name__ for a in artists if not isinstance(a, Artist) or a.figure is not fig]
+    if bad or not artists:
+        raise ValueError(f"artists must be a non-empty list of artists of fig, got {bad or 'an empty list'}")
+    fig._diffedu_moving = artists
+    fig._diffedu_background = None
+    return fig
 
 
 def _check_figure(fig):

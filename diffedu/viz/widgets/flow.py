@@ -17,7 +17,7 @@ import torch
 from .. import plots
 from ..._validate import check_callable, check_real
 from ...metrics import sliced_wasserstein
-from .core import check_dict, check_image, check_int, check_options, check_points, dashboard, dropdown, selection
+from .core import check_dict, check_image, check_int, check_options, check_points, dashboard, dropdown, moving, selection
 
 _LOG_PROB = "log_prob(x: (M, 2) float64) -> (M,)"
 
@@ -223,31 +223,40 @@ def guidance_explorer(sweep: dict, log_prob=None, lim: float = 3.0, w: float | N
     dens = _density_grid(log_prob, lim) if log_prob is not None else None
     classes = torch.unique(labels).tolist()
 
+    # One figure, built once (density, curves, legend); a move only updates its artists.
+    ncol = 4 if images is not None else 3
+    fig, ax = plt.subplots(1, ncol, figsize=(3.7 * ncol, 3.7))
+    _background(ax[0], dens, None, lim)
+    x0 = sweep["samples"][w]
+    dots = [plots.plot_points(ax[0], x0[labels == c], None, lim=lim, color=f"C{c}", s=3, alpha=0.6,
+                              label=f"class {c}").collections[-1] for c in classes]
+    ax[0].legend(loc="lower left", fontsize=7, markerscale=3)
+    axes = [ax[1], ax[1].twinx()] if len(names) > 1 else [ax[1]]
+    for j, name in enumerate(names):
+        axes[j].plot(ws, [r[name] for r in rows], "o-", ms=3, color=f"C{3 + j}", label=name)
+        axes[j].set_ylabel(name, color=f"C{3 + j}", fontsize=8)
+    ax[1].set_xlabel("guidance scale w")
+    ax[2].plot(ws, [r["spread"] for r in rows], "o-", ms=3, color="C0")
+    ax[2].set(xlabel="guidance scale w", ylim=(0, None))
+    marks = [ax[1].axvline(w, color="k", lw=0.8), ax[2].axvline(w, color="k", lw=0.8)]
+    grid = plots.show_image(ax[3], plots.image_grid(images[w], nrow=nrow)).images[0] if images is not None else None
+
     def draw():
         k, wv = ws.index(slider.value), slider.value
         x, row = sweep["samples"][wv], rows[k]
-        ncol = 4 if images is not None else 3
-        fig, ax = plt.subplots(1, ncol, figsize=(3.7 * ncol, 3.7))
-        _background(ax[0], dens, None, lim)
-        for c in classes:
-            plots.plot_points(ax[0], x[labels == c], None, lim=lim, color=f"C{c}", s=3, alpha=0.6, label=f"class {c}")
-        ax[0].legend(loc="lower left", fontsize=7, markerscale=3)
+        for d, c in zip(dots, classes):
+            d.set_offsets(x[labels == c].detach().cpu().numpy())
+        for m in marks:
+            m.set_xdata([wv, wv])
         ax[0].set_title(f"guided samples, w = {wv:g}", fontsize=10)
-        axes = [ax[1], ax[1].twinx()] if len(names) > 1 else [ax[1]]
-        for j, name in enumerate(names):
-            a = axes[j]
-            a.plot(ws, [r[name] for r in rows], "o-", ms=3, color=f"C{3 + j}", label=name)
-            a.set_ylabel(name, color=f"C{3 + j}", fontsize=8)
-        ax[1].axvline(wv, color="k", lw=0.8)
-        ax[1].set_xlabel("guidance scale w")
         ax[1].set_title("fidelity: " + ", ".join(f"{n} {row[n]:.2f}" for n in names), fontsize=9)
-        ax[2].plot(ws, [r["spread"] for r in rows], "o-", ms=3, color="C0")
-        ax[2].axvline(wv, color="k", lw=0.8)
-        ax[2].set(xlabel="guidance scale w", ylim=(0, None))
         ax[2].set_title(f"diversity: per-class spread {row['spread']:.2f}", fontsize=9)
-        if images is not None:
-            plots.show_image(ax[3], plots.image_grid(images[wv], nrow=nrow), f"images, w = {wv:g}")
-        fig.tight_layout()
+        if grid is not None:
+            grid.set_data(plots.to_image(plots.image_grid(images[wv], nrow=nrow)))
+            ax[3].set_title(f"images, w = {wv:g}", fontsize=10)
         return fig
 
+    draw()                                                       # the titles exist before the layout
+    fig.tight_layout()
+    moving(fig, dots + [ax[0].get_legend()] + marks + [a.title for a in ax[:3]] + ([grid, ax[3].title] if grid is not None else []))
     return dashboard({"w": slider}, draw, cache=sweep)
