@@ -43,23 +43,36 @@ def _background(ax, dens, reference, lim):
     ax.set_yticks([])
 
 
-def _paths_figure(xs, dens, reference, lim, n_paths, left: str, right: str, legend: bool = False):
-    """Left: the first n_paths paths of xs: (S+1, B, 2) over the density, from noise (black) to
-    the end (red); right: all end points over the reference samples."""
+def _paths_figure(dens, reference, lim, n_paths, legend: bool = False):
+    """One figure for trajectories, built once; returns (fig, show) where show(xs, left, right)
+    puts xs: (S+1, B, 2) in it and returns fig. Left: the first n_paths paths over the density,
+    from noise (black) to the end (red); right: all end points over the reference samples.
+    Only the paths, points and titles move (blitted: see core.moving)."""
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(1, 2, figsize=(8.5, 4.2))
     _background(ax[0], dens, None, lim)
-    plots.plot_trajectories(ax[0], xs, n=n_paths, color="C0", lw=0.8, alpha=0.75)
-    ax[0].scatter(xs[0, :n_paths, 0], xs[0, :n_paths, 1], s=6, color="k", zorder=3, label="start (noise)")
-    ax[0].scatter(xs[-1, :n_paths, 0], xs[-1, :n_paths, 1], s=8, color="C3", zorder=3, label="end")
+    paths = [ax[0].plot([], [], color="C0", lw=0.8, alpha=0.75)[0] for _ in range(n_paths)]
+    start = ax[0].scatter([], [], s=6, color="k", zorder=3, label="start (noise)")
+    end = ax[0].scatter([], [], s=8, color="C3", zorder=3, label="end")
     if legend:
         ax[0].legend(loc="lower left", fontsize=7)
-    ax[0].set_title(left, fontsize=10)
     _background(ax[1], dens, reference, lim)
-    plots.plot_points(ax[1], xs[-1], None, lim=lim, color="C3", s=2)
-    ax[1].set_title(right, fontsize=10)
+    ends = ax[1].scatter([], [], s=2, alpha=0.5, color="C3")
+    for a in ax:
+        a.set_title(" ", fontsize=10)
     fig.tight_layout()
-    return fig
+    moving(fig, paths + [start, end, ends] + [a.title for a in ax] + ([ax[0].get_legend()] if legend else []))
+
+    def show(xs, left: str, right: str):
+        for j, line in enumerate(paths):
+            line.set_data(*(xs[:, j].T.numpy() if j < xs.shape[1] else ([], [])))
+        start.set_offsets(xs[0, :n_paths].numpy())
+        end.set_offsets(xs[-1, :n_paths].numpy())
+        ends.set_offsets(xs[-1].numpy())
+        ax[0].set_title(left, fontsize=10)
+        ax[1].set_title(right, fontsize=10)
+        return fig
+    return fig, show
 
 
 def _check_common(log_prob, reference, lim, n_paths=None):
@@ -99,10 +112,12 @@ def solver_explorer(samplers: dict, log_prob=None, reference: torch.Tensor | Non
             cache[key] = (xs, sw)
         return cache[key]
 
+    _, show = _paths_figure(dens, reference, lim, n_paths, legend=True)
+
     def draw():
         xs, sw = trajectory()
-        return _paths_figure(xs, dens, reference, lim, n_paths, f"{solver.value}: {len(xs) - 1} steps",
-                             "samples" + (f" (sliced W to data: {sw:.3f})" if sw is not None else ""), legend=True)
+        return show(xs, f"{solver.value}: {len(xs) - 1} steps",
+                    "samples" + (f" (sliced W to data: {sw:.3f})" if sw is not None else ""))
 
     return dashboard({"solver": solver, "steps": nsteps}, draw, cache=cache)
 
@@ -137,11 +152,12 @@ def reflow_explorer(flows: dict, x1: torch.Tensor, sample_fn, straightness_fn=No
     nsteps = selection(step_options, step_options[-1], continuous=False)
     dens = _density_grid(log_prob, lim) if log_prob is not None else None
 
+    _, show = _paths_figure(dens, reference, lim, n_paths)
+
     def draw():
         xs, sw, S = cache[rnd.value, nsteps.value]
-        return _paths_figure(xs, dens, reference, lim, n_paths,
-                             f"{rnd.value}: paths" + (f" (straightness {S:.3f})" if S is not None else ""),
-                             f"{nsteps.value}-step samples" + (f", sliced W {sw:.3f}" if sw is not None else ""))
+        return show(xs, f"{rnd.value}: paths" + (f" (straightness {S:.3f})" if S is not None else ""),
+                    f"{nsteps.value}-step samples" + (f", sliced W {sw:.3f}" if sw is not None else ""))
 
     return dashboard({"flow": rnd, "steps": nsteps}, draw, cache=cache)
 
