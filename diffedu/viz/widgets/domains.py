@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .core import check_dict, check_options, dashboard, int_slider, selection
+from .core import check_dict, check_options, dashboard, int_slider, moving, selection
 
 __all__ = ["token_colours", "masking_player", "transition_explorer"]
 
@@ -60,6 +60,7 @@ def masking_player(frames, K: int, image_shape=None, titles=None, figsize=(8, 3)
     ax.set_xticks([]), ax.set_yticks([])
     head = ax.set_title(titles[0])
     plt.close(fig)
+    moving(fig, [art, head])
     step = int_slider(0, 0, n - 1, continuous=True)
 
     def draw():
@@ -96,8 +97,10 @@ def transition_explorer(table: dict, views: dict, figsize=(10, 3.6)):
     t_art = a3.scatter([], [], s=30, marker="x", color="k", label="training points")
     lim = max(float(v[0].abs().max()) for v in views.values()) * 1.05
     a3.set_xlim(-lim, lim), a3.set_ylim(-lim, lim), a3.set_aspect("equal"), a3.legend(fontsize=8, loc="upper right")
+    a3.set_title(" ")
     fig.tight_layout()
     plt.close(fig)
+    moving(fig, [s_art, t_art, a3.get_legend(), a3.title] + marks)
     n_sel = selection(sizes, sizes[0])
 
     def draw():

@@ -16,7 +16,7 @@ import math
 import torch
 
 from ..._validate import check_choice, check_int, check_tensor
-from .core import check_dict, dashboard, int_slider
+from .core import check_dict, dashboard, int_slider, moving
 
 CHARTS = {"sphere": ((-math.pi, math.pi), (-1.0, 1.0), "longitude", "z = sin(latitude)"),
           "torus": ((0.0, 2 * math.pi), (0.0, 2 * math.pi), "theta_1", "theta_2")}
@@ -72,11 +72,13 @@ def density_player(trajectories: dict, manifold: str, frames: int = 21, bins: in
                              cmap="magma"))
         ax.set(title=title, xlabel=ulab, ylabel=vlab)
     step = int_slider(frames - 1, 0, frames - 1)
+    sup = fig.suptitle(" ")
+    moving(fig, ims + [sup])
 
     def draw():
         for im, fr in zip(ims, cache.values()):
             im.set_data(fr[step.value])
-        fig.suptitle(f"t = {step.value / (frames - 1):.2f} (0: uniform noise, 1: data)")
+        sup.set_text(f"t = {step.value / (frames - 1):.2f} (0: uniform noise, 1: data)")
         return fig
     return dashboard({"frame": step}, draw, slider=step, cache=cache, figure=fig)
 
@@ -107,10 +109,12 @@ def polygon_player(trajectories: dict, clouds: int = 4, lim: float = 2.0):
             ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
         axes[r][0].set_ylabel(title)
     step = int_slider(S, 0, S)
+    sup = fig.suptitle(" ")
+    moving(fig, [dot for dot, _ in dots] + [sup])
 
     def draw():
         for dot, xs in dots:
             dot.set_offsets(xs[step.value])
-        fig.suptitle(f"reverse step {step.value} of {S} ({'noise' if step.value == 0 else 'sample' if step.value == S else '...'})")
+        sup.set_text(f"reverse step {step.value} of {S} ({'noise' if step.value == 0 else 'sample' if step.value == S else '...'})")
         return fig
     return dashboard({"step": step}, draw, slider=step, figure=fig)

@@ -14,7 +14,7 @@ from .. import plots
 from ..._validate import check_callable, check_positive_int, check_real, check_tensor
 from ...inverse.posterior import repaint_schedule
 from ...metrics import psnr
-from .core import check_dict, check_image, check_options, check_points, dashboard, selection
+from .core import check_dict, check_image, check_options, check_points, dashboard, moving, selection
 
 _LOG_PROB = "log_prob(x: (M, 2) float64) -> (M,)"
 
@@ -90,27 +90,32 @@ def dps_zeta_explorer(samples: dict, log_prob, modes: torch.Tensor | None = None
 
     slider = selection(zetas, zeta, continuous=True)
 
+    # One figure, built once (contours, axes, exact weights); a move updates the samples, the DPS
+    # bars and the title, blitted (core.moving).
+    ncol = 2 if modes is not None else 1
+    fig, ax = plt.subplots(1, ncol, figsize=(4.3 * ncol + 0.5, 4), squeeze=False)
+    ax = ax[0]
+    ax[0].contour(X.numpy(), Y.numpy(), dens.numpy(), levels=8, cmap="Greys", linewidths=0.7)
+    dots = ax[0].scatter([], [], s=3, alpha=0.4, color="C3")
+    ax[0].set(xlim=(cx - lim, cx + lim), ylim=(cy - lim, cy + lim), aspect="equal", xticks=[], yticks=[])
+    ax[0].set_title(" ", fontsize=10)
+    bars = []
+    if modes is not None:
+        k = torch.arange(len(top)).numpy()
+        ax[1].bar(k - 0.2, mode_weights[top].numpy(), width=0.4, color="0.5", label="exact posterior")
+        bars = list(ax[1].bar(k + 0.2, frac[zetas[0]].numpy(), width=0.4, color="C3", label="DPS"))
+        ax[1].set_xticks(k, [f"mode {int(j)}" for j in top])
+        ax[1].set(ylim=(0, 1), title="weight of the heaviest modes")
+        ax[1].legend(fontsize=8)
+    fig.tight_layout()
+    moving(fig, [dots, ax[0].title] + bars + ([ax[1].get_legend()] if bars else []))
+
     def draw():
         z = slider.value
-        ncol = 2 if modes is not None else 1
-        fig, ax = plt.subplots(1, ncol, figsize=(4.3 * ncol + 0.5, 4), squeeze=False)
-        ax = ax[0]
-        ax[0].contour(X.numpy(), Y.numpy(), dens.numpy(), levels=8, cmap="Greys", linewidths=0.7)
-        x = samples[z].detach().cpu()
-        ax[0].scatter(x[:, 0], x[:, 1], s=3, alpha=0.4, color="C3")
-        ax[0].set(xlim=(cx - lim, cx + lim), ylim=(cy - lim, cy + lim), aspect="equal", xticks=[], yticks=[])
-        title = f"DPS, zeta = {z:g}"
-        if sw[z] is not None:
-            title += f": SW = {sw[z]:.2f}"
-        ax[0].set_title(title, fontsize=10)
-        if modes is not None:
-            k = torch.arange(len(top)).numpy()
-            ax[1].bar(k - 0.2, mode_weights[top].numpy(), width=0.4, color="0.5", label="exact posterior")
-            ax[1].bar(k + 0.2, frac[z].numpy(), width=0.4, color="C3", label="DPS")
-            ax[1].set_xticks(k, [f"mode {int(j)}" for j in top])
-            ax[1].set(ylim=(0, 1), title="weight of the heaviest modes")
-            ax[1].legend(fontsize=8)
-        fig.tight_layout()
+        dots.set_offsets(samples[z].detach().cpu().numpy())
+        ax[0].set_title(f"DPS, zeta = {z:g}" + (f": SW = {sw[z]:.2f}" if sw[z] is not None else ""), fontsize=10)
+        for bar, f in zip(bars, frac.get(z, [])):
+            bar.set_height(float(f))
         return fig
 
     return dashboard({"zeta": slider}, draw, slider=slider, sw=sw, fractions=frac)
