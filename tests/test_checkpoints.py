@@ -147,3 +147,12 @@ def test_pretrained_denoiser_errors(tmp_path):
         pretrained_denoiser("no_such_model")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         pretrained_denoiser(tmp_path / "missing.safetensors")
+
+
+def test_loss_curve_is_the_chunk_means():
+    from diffedu.train.checkpoints import loss_curve
+    assert loss_curve([1, 3, 5, 7, 9, 11], 3) == [2.0, 6.0, 10.0]
+    assert loss_curve([1, 2, 3, 4, 5], 2) == [1.5, 3.5, 5.0]             # a shorter last chunk
+    assert loss_curve([4.0], 50) == [4.0]
+    with pytest.raises(ValueError, match="points must be a positive int"):
+        loss_curve([1.0], 0)

@@ -305,7 +305,7 @@ def quality(model: nn.Module, n: int = 1000, steps: int = 100, seed: int = 1) ->
 def main(argv=None):
     import argparse
     import time
-    from ..train.checkpoints import CHECKPOINTS, model_spec, save_checkpoint
+    from ..train.checkpoints import CHECKPOINTS, loss_curve, model_spec, save_checkpoint
     ap = argparse.ArgumentParser(prog="python -m diffedu.domains.equivariant", description="train and ship the chapter's EGNN or MLP")
     ap.add_argument("--kind", choices=sorted(NAMES), required=True)
     ap.add_argument("--steps", type=int, default=3000)
@@ -322,7 +322,7 @@ def main(argv=None):
                 "command": f"python -m diffedu.domains.equivariant --kind {args.kind} --steps {args.steps} --seed {args.seed}",
                 "data": "diffedu.domains.equivariant.polygon_clouds(20000, 6, 2): hexagons r = 1, jitter 0.05, centred",
                 "schedule": "linear_schedule(1000)", "prediction": "eps",
-                "losses": [round(v, 4) for v in losses[:: max(1, len(losses) // 100)]],
+                "losses": loss_curve(losses, 100),
                 "final_loss": sum(losses[-100:]) / len(losses[-100:]), "train_cpu_s": round(cpu, 1),
                 "params": sum(p.numel() for p in model.parameters()), "quality": mod.quality(model)}
     path = save_checkpoint(model, CHECKPOINTS / f"{NAMES[args.kind]}.safetensors", manifest)

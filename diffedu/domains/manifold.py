@@ -361,7 +361,7 @@ def quality(model: nn.Module, manifold: str, naive: bool, n: int = 2000, steps: 
 def main(argv=None):
     import argparse
     import time
-    from ..train.checkpoints import CHECKPOINTS, model_spec, save_checkpoint
+    from ..train.checkpoints import CHECKPOINTS, loss_curve, model_spec, save_checkpoint
     ap = argparse.ArgumentParser(prog="python -m diffedu.domains.manifold", description="train and ship an RFM model")
     ap.add_argument("--manifold", choices=MANIFOLDS, required=True)
     ap.add_argument("--naive", action="store_true", help="the Euclidean foil in the chart instead of RFM")
@@ -378,7 +378,7 @@ def main(argv=None):
            f"--steps {args.steps} --seed {args.seed}")
     manifest = {"model": model_spec(model, kind=kind, hidden=128, depth=3), "command": cmd, "seed": args.seed,
                 "data": f"diffedu.domains.manifold.chapter_data({args.manifold!r}, 20000)", "steps": args.steps,
-                "batch_size": 512, "losses": [round(v, 4) for v in losses[:: max(1, len(losses) // 100)]],
+                "batch_size": 512, "losses": loss_curve(losses, 100),
                 "final_loss": sum(losses[-100:]) / len(losses[-100:]), "train_cpu_s": round(cpu, 1),
                 "params": sum(p.numel() for p in model.parameters()), "quality": mod.quality(model, args.manifold, args.naive)}
     path = save_checkpoint(model, CHECKPOINTS / f"{_name(args.manifold, args.naive)}.safetensors", manifest)

@@ -394,8 +394,7 @@ def train_controlnet(base: str = "unet_digits", steps: int = 1500, batch_size: i
                 "schedule": {"name": "linear", "T": 1000}, "prediction": model.prediction, "seed": seed,
                 "steps": steps, "batch_size": batch_size, "lr": lr, "null_prob": null_prob,
                 "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 5),
-                "loss_curve": [round(sum(losses[i:i + max(1, steps // 50)]) / len(losses[i:i + max(1, steps // 50)]), 5)
-                               for i in range(0, steps, max(1, steps // 50))]}
+                "loss_curve": ck.loss_curve(losses, 50)}
     return ema, losses, manifest
 
 

@@ -9,11 +9,6 @@ from .text import Tokenizer, text_unet_scenes  # noqa: F401
 __all__ = ["train_text_model", "train_scene_classifier"]
 
 
-def _curve(losses, n=50):
-    k = max(1, len(losses) // n)
-    return [round(sum(losses[i:i + k]) / len(losses[i:i + k]), 5) for i in range(0, len(losses), k)]
-
-
 def train_text_model(steps: int = 1500, batch_size: int = 64, lr: float = 2e-3, seed: int = 0, n: int = 4000,
                      size: int = 16, prediction: str = "v", progress: bool = True):
     """Train `text_unet_scenes` on n scenes of data/scenes.py (seed `seed`) with the denoising loss
@@ -23,6 +18,7 @@ def train_text_model(steps: int = 1500, batch_size: int = 64, lr: float = 2e-3, 
     Returns (ema_model, losses, manifest dict) for save_checkpoint."""
     from ..data.scenes import scenes
     from ..schedules import get_schedule
+    from ..train.checkpoints import loss_curve
     from ..train.fit import fit
     from ..train.loss import diffusion_loss
     torch.manual_seed(seed)
@@ -41,7 +37,7 @@ def train_text_model(steps: int = 1500, batch_size: int = 64, lr: float = 2e-3, 
                 "data": {"name": "scenes", "n": n, "kw": {"size": size, "seed": seed}},
                 "schedule": {"name": "linear", "T": 1000}, "prediction": prediction, "seed": seed, "steps": steps,
                 "batch_size": batch_size, "lr": lr, "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 5),
-                "loss_curve": _curve(losses)}
+                "loss_curve": loss_curve(losses, 50)}
     return ema, losses, manifest
 
 
@@ -56,6 +52,7 @@ def train_scene_classifier(steps: int = 300, batch_size: int = 128, lr: float = 
 
     from ..data.scenes import cell_crops, predict_cells, scenes
     from ..nets.classifier import ImageClassifier
+    from ..train.checkpoints import loss_curve
     from ..train.fit import fit
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + 1)
@@ -76,6 +73,6 @@ def train_scene_classifier(steps: int = 300, batch_size: int = 128, lr: float = 
     manifest = {"model": {"class": "diffedu.nets.classifier:ImageClassifier", "kwargs": kw},
                 "data": {"name": "scenes cells", "n": n, "kw": {"size": size, "seed": seed + 100, "noise": noise}},
                 "seed": seed, "steps": steps, "batch_size": batch_size, "lr": lr,
-                "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 5), "loss_curve": _curve(losses),
+                "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 5), "loss_curve": loss_curve(losses, 50),
                 "quality": {"held_out_cell_accuracy": round(acc, 4), "held_out": "500 scenes, seed + 200"}}
     return ema, losses, manifest

@@ -37,7 +37,7 @@ from torch import nn
 from .._validate import check_choice
 from ..denoiser import NetworkDenoiser, to_denoiser
 
-__all__ = ["CHECKPOINTS", "allowed_models", "model_spec", "build_model", "save_checkpoint", "read_manifest",
+__all__ = ["CHECKPOINTS", "loss_curve", "allowed_models", "model_spec", "build_model", "save_checkpoint", "read_manifest",
            "load_model", "pretrained", "pretrained_denoiser", "checkpoint_path"]
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"     # diffedu/checkpoints
@@ -121,6 +121,16 @@ def build_model(name: str, **kwargs) -> tuple[nn.Module, dict]:
     fn = reg[name]
     _check_kwargs(kwargs, _allowed()[_path_of(fn)][1], name, limit=None)
     return fn(**kwargs), {"factory": _path_of(fn), "kwargs": kwargs}
+
+
+def loss_curve(losses, points: int = 100) -> list[float]:
+    """A training loss curve for a manifest: the mean loss over `points` equal chunks of the steps
+    (the last chunk may be shorter), rounded to 5 decimals. losses: a sequence of floats."""
+    losses = [float(v) for v in losses]
+    if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+        raise ValueError(f"points must be a positive int, got {points!r}")
+    k = max(1, len(losses) // points)
+    return [round(sum(losses[i:i + k]) / len(losses[i:i + k]), 5) for i in range(0, len(losses), k)]
 
 
 def save_checkpoint(model: nn.Module, path, manifest: dict) -> Path:

@@ -19,7 +19,7 @@ from .._validate import check_positive_int
 from ..denoiser import to_denoiser
 from ..metrics import sliced_wasserstein
 from ..samplers import ddim
-from .checkpoints import build_model, save_checkpoint
+from .checkpoints import build_model, loss_curve, save_checkpoint
 from .loss import dist_info, train_denoiser
 
 __all__ = ["main", "load_training_data"]
@@ -48,12 +48,6 @@ def load_training_data(name: str, n: int | None = None, seed: int = 0, **kwargs)
     if n is not None:
         x, y = x[:n], (None if y is None else y[:n])
     return x.float(), (None if y is None else y.long())
-
-
-def _downsample(losses, n: int) -> list:
-    """Mean loss over n equal chunks (for the manifest's loss curve)."""
-    k = max(1, len(losses) // n)
-    return [round(sum(losses[i:i + k]) / len(losses[i:i + k]), 5) for i in range(0, len(losses), k)]
 
 
 def _parse_kv(items) -> dict:
@@ -202,7 +196,7 @@ def main(argv=None):
                 "schedule": {"name": args.schedule, "T": args.T}, "prediction": ema_model.prediction,
                 "seed": args.seed, "steps": args.steps, "batch_size": args.batch_size, "world_size": world,
                 "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 5), "train_seconds": round(seconds, 1),
-                "loss_curve": _downsample(losses, 200),
+                "loss_curve": loss_curve(losses, 200),
                 "parameters": sum(p.numel() for p in ema_model.parameters()), "torch": torch.__version__}
     if args.save_all_ranks:
         save_checkpoint(ema_model, out.with_name(f"{out.stem}.rank{rank}.safetensors"), manifest)

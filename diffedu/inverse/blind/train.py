@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from ...train.checkpoints import CHECKPOINTS, model_spec, save_checkpoint
+from ...train.checkpoints import CHECKPOINTS, loss_curve, model_spec, save_checkpoint
 
 OUT = CHECKPOINTS / "blind"
 KERNEL_SIZE = 7
@@ -57,11 +57,6 @@ def _adam_loop(params, loss_fn, steps: int, lr: float):
         sched.step()
         losses.append(loss.item())
     return losses
-
-
-def _curve(losses, n=50):
-    step = max(1, len(losses) // n)
-    return [round(sum(losses[i:i + step]) / len(losses[i:i + step]), 5) for i in range(0, len(losses), step)]
 
 
 def train_kernel_prior(steps: int, seed: int):
@@ -200,7 +195,7 @@ def main(argv=None):
     losses = man.pop("losses")
     man.update(command=f"python -m diffedu.inverse.blind.train {a.target} --steps {a.steps} --seed {a.seed}",
                seed=a.seed, steps=a.steps, final_loss=round(sum(losses[-50:]) / len(losses[-50:]), 5),
-               loss_curve=_curve(losses), cpu_seconds=round(time.process_time() - t0, 1),
+               loss_curve=loss_curve(losses, 50), cpu_seconds=round(time.process_time() - t0, 1),
                parameters=sum(p.numel() for p in model.state_dict().values()))
     path = save_checkpoint(model, OUT / f"{name}.safetensors", man)
     print(f"{path}: {man['quality']} final loss {man['final_loss']} in {man['cpu_seconds']} CPU s", file=sys.stderr)
