@@ -1,5 +1,4 @@
 """Smoke tests of the chapter 04-05 dashboards: they build, cache, and re-draw on a control move."""
-import time
 
 import matplotlib
 import torch
@@ -52,16 +51,15 @@ def test_reflow_explorer_precomputes_everything():
 
 
 def test_guidance_sweep_and_explorer_redraw_fast():
-    labels = torch.tensor([0, 0, 1, 1, 1])
-    sample = lambda w: torch.stack([labels.double() * w, torch.arange(5.0)], 1)
+    labels, calls = torch.tensor([0, 0, 1, 1, 1]), []
+    sample = lambda w: calls.append(w) or torch.stack([labels.double() * w, torch.arange(5.0)], 1)   # noqa: E731
     sweep = WF.guidance_sweep(sample, [0.0, 1.0, 2.0], labels, {"mean x": lambda x, y: x[:, 0].mean()})
     assert [r["mean x"] for r in sweep["rows"]] == pytest.approx([0.0, 0.6, 1.2])
     assert sweep["rows"][0]["spread"] == pytest.approx((0.5 ** 0.5 + 1.0) / 2)
     box = WF.guidance_explorer(sweep, gmm().log_prob, images={w: torch.zeros(4, 1, 8, 8) for w in sweep["ws"]})
     assert box.controls["w"].value == 1.0
-    t0 = time.perf_counter()
     box.controls["w"].value = 2.0
-    assert time.perf_counter() - t0 < 2.0               # a re-draw only, no sampling
+    assert calls == [0.0, 1.0, 2.0]                     # sampled once per scale by the sweep; a move only re-draws
     with pytest.raises(ValueError, match="swept scales"):
         WF.guidance_explorer(sweep, w=3.0)
     with pytest.raises(ValueError, match="sample_fn"):
