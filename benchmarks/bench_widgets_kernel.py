@@ -115,11 +115,14 @@ def main(argv=None):
             args.json.write_text(json.dumps(rows, indent=1))
     med = lambda v: 1000 * statistics.median(v) if v else float("nan")                          # noqa: E731
     p95 = lambda v: 1000 * statistics.quantiles(v, n=20)[18] if len(v) >= 2 else med(v)         # noqa: E731
-    print("| chapter | widget | kind | moves | CPU median ms | CPU p95 ms | wall median ms |")
-    print("|---|---|---|---:|---:|---:|---:|")
+    print("| chapter | widget | kind | moves | drawn: CPU median ms | p95 ms | shown again (memo): CPU median ms | wall median ms |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['chapter']} | {r['widget']} | {r['kind']} | {len(r['cpu'])} | {med(r['cpu']):.0f} "
-              f"| {p95(r['cpu']):.0f} | {med(r['wall']):.0f} |")
+        hits = r.get("hit") or [False] * len(r["cpu"])
+        drawn = [c for c, h in zip(r["cpu"], hits) if not h]
+        again = [c for c, h in zip(r["cpu"], hits) if h]
+        print(f"| {r['chapter']} | {r['widget']} | {r['kind']} | {len(r['cpu'])} | {med(drawn):.0f} | {p95(drawn):.0f} "
+              f"| {med(again):.0f} | {med(r['wall']):.0f} |" + (f" stopped: {r['error']}" if r.get("error") else ""))
 
 
 if __name__ == "__main__":
