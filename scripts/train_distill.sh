@@ -24,3 +24,20 @@ run ict --steps 3000 --batch-size 256 --seed 0    # improved consistency trainin
 run gd --steps 2000 --batch-size 256 --seed 0     # guidance distillation, then 16 -> ... -> 1 steps
 run add --steps 1500 --batch-size 256 --seed 0   # adversarial diffusion distillation from pd_gmm_1 (after pd)
 run pnp --steps 2000 --batch-size 512 --seed 0     # plug-and-play distillation: base, guide (base frozen), fine-tuned copy
+
+# Chapter 13b: progressive students of the digit teacher unet_digits (64 -> 32 -> 16 -> 8 -> 4 -> 2 -> 1 steps,
+# about 10 CPU-minutes in all, each halving under 3). It writes the 8-, 4-, 2- and 1-step students to
+# diffedu/checkpoints/distill/digits and keeps every stage's weights in build/distill_digits; only the 4- and
+# 1-step students are shipped (size budget), so the other two are removed.
+if [[ -z "$only" || "digits" == "$only"* ]]; then
+  echo "== digits ($(date +%T))"
+  $PY -m diffedu.distill.images --steps 500 250 250 400 400 600 --ship 8 4 2 1 --keep build/distill_digits
+  rm -f diffedu/checkpoints/distill/digits/pd_digits_8.* diffedu/checkpoints/distill/digits/pd_digits_2.*
+fi
+
+# Chapter 13b, CoDi: a zero-initialised ControlNet adapter on the frozen unet_digits (null class), trained with the
+# conditional consistency loss for 4x digit super-resolution (about 4 CPU-minutes).
+if [[ -z "$only" || "codi" == "$only"* ]]; then
+  echo "== codi ($(date +%T))"
+  $PY -m diffedu.distill.codi --steps 1500 --seed 0
+fi

@@ -28,7 +28,7 @@ from .._validate import check_int, check_positive_int, check_real
 from ..train.fit import fit
 from .common import LevelMLP, cosine_alpha_sigma, level_teacher
 
-__all__ = ["pd_target", "ddim_move", "student_x0", "teacher_two_steps", "pd_loss", "pd_sample",
+__all__ = ["pd_target", "ddim_move", "pd_target_as", "ddim_move_as", "student_x0", "teacher_two_steps", "pd_loss", "pd_sample",
            "progressive_distill", "check_steps"]
 
 
@@ -47,15 +47,26 @@ def check_steps(N) -> int:
 def ddim_move(z_t, x_hat, t, s):
     """DDIM (eta = 0) from time t to s in the alpha/sigma form; z_t, x_hat: (B, D); t, s: (B,) or floats.
     At t = 1 (sigma_t = 1, alpha_t = 0) it reads eps_hat = z_t, which is exact at SNR = 0."""
-    a_t, s_t = cosine_alpha_sigma(t)
-    a_s, s_s = cosine_alpha_sigma(s)
+    return ddim_move_as(z_t, x_hat, *cosine_alpha_sigma(t), *cosine_alpha_sigma(s))
+
+
+def ddim_move_as(z_t, x_hat, a_t, s_t, a_s, s_s):
+    """ddim_move at explicit levels (any schedule): z_s = alpha_s x_hat + (sigma_s / sigma_t) (z_t - alpha_t x_hat).
+    z_t, x_hat: (B, ...); a_t, s_t, a_s, s_s: floats or (B,) tensors (alpha and sigma of t and s)."""
+    a_t, s_t, a_s, s_s = (torch.as_tensor(v, dtype=torch.float64) for v in (a_t, s_t, a_s, s_s))
     return _col(a_s, z_t) * x_hat + _col(s_s / s_t, z_t) * (z_t - _col(a_t, z_t) * x_hat)
 
 
 def pd_target(z_t, z_tpp, t, tpp):
     """x~ = (z_t'' - (sigma_t''/sigma_t) z_t) / (alpha_t'' - (sigma_t''/sigma_t) alpha_t) (Algorithm 2)."""
-    a_t, s_t = cosine_alpha_sigma(t)
-    a_pp, s_pp = cosine_alpha_sigma(tpp)
+    return pd_target_as(z_t, z_tpp, *cosine_alpha_sigma(t), *cosine_alpha_sigma(tpp))
+
+
+def pd_target_as(z_t, z_tpp, a_t, s_t, a_pp, s_pp):
+    """pd_target at explicit levels (any schedule, e.g. a discrete image teacher's grid):
+    z_t, z_tpp: (B, ...); a_t, s_t, a_pp, s_pp: floats or (B,) tensors. At a clean t'' (alpha 1,
+    sigma 0) it is z_t'' itself."""
+    a_t, s_t, a_pp, s_pp = (torch.as_tensor(v, dtype=torch.float64) for v in (a_t, s_t, a_pp, s_pp))
     r = s_pp / s_t
     return (z_tpp - _col(r, z_t) * z_t) / _col(a_pp - r * a_t, z_t)
 

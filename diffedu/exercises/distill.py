@@ -3,6 +3,7 @@
     pd_target              progressive distillation's x-target: one student DDIM step = two teacher steps
     consistency_boundary   c_skip and c_out of a consistency model, so that f(x, eps) = x
     guided_x0              the guidance-distillation target x0 from two eps predictions (Ho & Salimans' w)
+    pd_two_step_target     (chapter 13b) the PD target on a discrete schedule, from the teacher's two x0 guesses
 """
 from __future__ import annotations
 
@@ -40,6 +41,21 @@ def guided_x0(x_t, eps_c, eps_u, alpha_bar, w):
     return (x_t - (1 - alpha_bar) ** 0.5 * eps_w) / alpha_bar ** 0.5
 
 
+def pd_two_step_target(z_t, x0_t, x0_tp, ab_t, ab_tp, ab_tpp):
+    """Two teacher DDIM steps t -> t' -> t'' (x0 guesses x0_t at t, x0_tp at t'), then the x~ whose ONE
+    DDIM step t -> t'' lands where they did (alpha = sqrt(alpha_bar), sigma = sqrt(1 - alpha_bar))."""
+    a, s = (ab_t ** 0.5, ab_tp ** 0.5, ab_tpp ** 0.5), ((1 - ab_t) ** 0.5, (1 - ab_tp) ** 0.5, (1 - ab_tpp) ** 0.5)
+    z_tp = a[1] * x0_t + s[1] / s[0] * (z_t - a[0] * x0_t)
+    z_tpp = a[2] * x0_tp + s[2] / s[1] * (z_tp - a[1] * x0_tp)
+    r = s[2] / s[0]
+    return (z_tpp - r * z_t) / (a[2] - r * a[0])
+
+
+def _pd2_case(k, ab):
+    return {"z_t": _rand(3, 1, 4, 4, seed=60 + k), "x0_t": _rand(3, 1, 4, 4, seed=70 + k, scale=0.5),
+            "x0_tp": _rand(3, 1, 4, 4, seed=80 + k, scale=0.5), "ab_t": ab[0], "ab_tp": ab[1], "ab_tpp": ab[2]}
+
+
 def _pd_case(k, t, N):
     a_t, s_t = math.cos(math.pi * t / 2), math.sin(math.pi * t / 2)
     tpp = t - 1 / N
@@ -68,6 +84,13 @@ EXERCISES = [
                        "alpha_bar": ab, "w": w} for k, (ab, w) in enumerate([(0.3, 0.0), (0.9, 2.0), (0.05, 4.0)])],
              "Mix the noise predictions first, (1 + w) eps_c - w eps_u (w = 0 is conditional), then invert "
              "x_t = sqrt(ab) x0 + sqrt(1 - ab) eps for x0."),
+    Exercise("pd_two_step_target", "13b",
+             "on a discrete schedule: run the teacher's two DDIM steps from its x0 guesses, then write the student's x-target",
+             pd_two_step_target,
+             lambda: [_pd2_case(k, ab) for k, ab in enumerate([(4e-5, 0.0035, 0.03), (0.2, 0.5, 0.9), (0.6, 0.8, 1.0)])],
+             "A DDIM step with x0 guess x_hat is z_s = a_s x_hat + (s_s / s_t)(z_t - a_t x_hat), a = sqrt(ab), "
+             "s = sqrt(1 - ab). Take two of them (the second with x0_tp), then solve one step t -> t'' for x_hat. "
+             "At ab_tpp = 1 (clean) the target is the teacher's last x0 guess itself."),
 ]
 
 
@@ -85,3 +108,9 @@ def _self_check():
     torch.testing.assert_close(guided_x0(x_t, e_c, e_u, ab, w),
                                x0(e_u) + (1 + w) * (x0(e_c) - x0(e_u)))       # diffedu's scale = 1 + w
     assert guidance.meng_w(1 + w) == w
+    c = _pd2_case(0, (0.2, 0.5, 0.9))
+    a = [torch.tensor(v, dtype=torch.float64).sqrt() for v in (0.2, 0.5, 0.9)]
+    sg = [torch.tensor(1 - v, dtype=torch.float64).sqrt() for v in (0.2, 0.5, 0.9)]
+    z_tp = progressive.ddim_move_as(c["z_t"], c["x0_t"], a[0], sg[0], a[1], sg[1])
+    z_tpp = progressive.ddim_move_as(z_tp, c["x0_tp"], a[1], sg[1], a[2], sg[2])
+    torch.testing.assert_close(pd_two_step_target(**c), progressive.pd_target_as(c["z_t"], z_tpp, a[0], sg[0], a[2], sg[2]))
