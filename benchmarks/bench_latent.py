@@ -1,9 +1,9 @@
-"""Chapter 11b's numbers: ReSample against pixel-space DPS on sparse-view CT, cross-modality
-translation (conditional diffusion against regression), the patch prior against the whole-image
-prior. Prints markdown tables; `--json PATH` also writes them (the notebook's stored tables come
-from `--json diffedu/checkpoints/medical/latent_bench.json`).
+"""Chapter 11b's ReSample numbers: ReSample against pixel-space DPS on sparse-view CT. Prints a
+markdown table; `--json PATH` also writes it (the notebook's stored table comes from
+`--json diffedu/checkpoints/medical/latent_bench.json`). The cross-modality table and the patch-prior
+comparison have their own scripts: scripts/precompute_medical_xmod.py and precompute_medical_patch.py.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_latent.py            # about 10 CPU minutes
+    OMP_NUM_THREADS=1 python benchmarks/bench_latent.py            # about 8 CPU minutes
     OMP_NUM_THREADS=1 python benchmarks/bench_latent.py --quick    # a smoke run
 
 Held-out data everywhere: the checkpoints were trained on phantoms of seed 0; the images here are
@@ -20,8 +20,7 @@ import torch
 import diffedu as dd
 from diffedu.inverse.operators.ct import ParallelBeamCT, fbp, sparse_view_angles
 from diffedu.inverse.posterior.dps import dps
-from diffedu.medical import cross_modality as xm
-from diffedu.medical import latent, patches, resample
+from diffedu.medical import latent, resample
 
 SIGMA_Y = 0.1            # noise on the sinogram of the [-1, 1] image (rays sum about 20 pixels)
 DPS_KW = dict(steps=100, zeta=0.1)
@@ -75,44 +74,6 @@ def ct_table(views_list, n, seed=1):
     return rows
 
 
-def xmod_table(n, samples, steps, seed=1):
-    pairs = xm.paired_modalities(n, 32, seed=seed)
-    model = dd.load_model(dd.train.checkpoints.checkpoint_path("medical/xmod_diffusion"))
-    reg = dd.load_model(dd.train.checkpoints.checkpoint_path("medical/xmod_regression"))
-    (s, cpu_d) = _timed(lambda: xm.translate(model, pairs.ct, dd.linear_schedule(1000), samples, steps,
-                                              generator=torch.Generator().manual_seed(0)))
-    r, cpu_r = _timed(lambda: xm.regress(reg, pairs.ct))
-    c = xm.calibration(s, pairs.mr)
-    lesion = pairs.lesion_sign != 0
-    # the lesions' MR sign: the fraction of samples whose lesion is brighter than the truth's healthy tissue
-    bright = [(s[:, i][:, pairs.lesion[i]].mean(1) > (xm.MR_LEVELS["brain"] * 2 - 1)).float().mean().item()
-              for i in torch.nonzero(lesion)[:, 0]]
-    return {"regression": dict(zip(("psnr", "ssim"), _scores(r, pairs.mr)), cpu_s_per_image=round(cpu_r / n, 4)),
-            "diffusion": {k: round(v, 3) for k, v in c.items()} | {"samples": samples, "steps": steps,
-                                                                     "cpu_s_per_sample": round(cpu_d / n / samples, 3)},
-            "lesion_bright_fraction_per_image": [round(b, 2) for b in bright],
-            "regression_residual_std": round(float((r - pairs.mr).std()), 4)}
-
-
-def patch_table(n, seed=1):
-    x = dd.data.phantoms(n, size=32, seed=seed).images
-    whole = dd.pretrained_denoiser("unet_phantoms")
-    P = patches.patch_denoiser(dd.pretrained_denoiser("medical/patch_prior16"), 16, 8)
-    g = torch.Generator().manual_seed(0)
-    rows = []
-    for t in (100, 300, 600):
-        xt = dd.q_sample(x, torch.full((n,), t), whole.schedule, torch.randn(x.shape, generator=g))
-        for name, D in (("whole-image U-Net (32x32)", whole), ("patch prior (16x16, stride 8)", P)):
-            with torch.no_grad():
-                out, cpu = _timed(lambda: D(xt, t))
-            rows.append(dict(t=t, prior=name, psnr=_scores(out, x)[0], cpu_ms_per_image=round(1000 * cpu / n, 2)))
-    mem = {"whole-image U-Net (32x32)": patches.activation_bytes(lambda: whole(x[:1], 10)),
-           "patch prior (16x16, stride 8), one patch": patches.activation_bytes(
-               lambda: P.denoiser(x[:1, :, :16, :16], 10)),
-           "patch prior (16x16, stride 8), whole image": patches.activation_bytes(lambda: P(x[:1], 10))}
-    return rows, {k: round(v / 2 ** 20, 3) for k, v in mem.items()}
-
-
 def _md(rows):
     keys = list(rows[0])
     return "\n".join(["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
@@ -127,12 +88,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     n = 2 if a.quick else a.n
-    out = {"ct": ct_table([8] if a.quick else [8, 23], n), "xmod": xmod_table(n, 4 if a.quick else 8, 25),
+    out = {"ct": ct_table([8] if a.quick else [8, 23], n),
            "settings": {"sigma_y": SIGMA_Y, "dps": DPS_KW, "resample": RESAMPLE_KW, "n_images": n}}
-    out["patch"], out["patch_memory_MiB"] = patch_table(n)
     print(_md(out["ct"]), "\n")
-    print(json.dumps(out["xmod"], indent=1), "\n")
-    print(_md(out["patch"]), "\n", out["patch_memory_MiB"])
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Reproduce chapter 11b's checkpoints in diffedu/checkpoints/medical (latent_*, xmod_*, patch_*).
+# Reproduce chapter 11b's checkpoints in diffedu/checkpoints/medical (latent_*, xmod_*, prior64, patch_prior64).
 #
-#   bash scripts/train_medical_latent.sh              # all of them (about 10 CPU minutes on one idle core)
+#   bash scripts/train_medical_latent.sh              # all of them (about 25 CPU minutes on one idle core)
 #   bash scripts/train_medical_latent.sh xmod         # only those whose name starts with the word
 #
 # Each line runs exactly the command recorded in the checkpoint's manifest ("command"). One thread:
@@ -21,8 +21,11 @@ run() {  # run NAME STEPS
 # Latent diffusion (ReSample): the KL autoencoder, then the prior on its scaled latents.
 run latent_ae32 2000
 run latent_prior32 2500
-# Cross-modality translation: the image-conditioned diffusion model and the regression network.
+# Cross-modality translation: the image-conditioned diffusion model (x0-prediction: it collapses, kept to show
+# why), the same network with v-prediction and the regression network, both with the v model's 2000 steps.
 run xmod_diffusion 800
-run xmod_regression 400
-# The patch prior: 16 x 16 crops of 32 x 32 phantoms.
-run patch_prior16 600
+run xmod_diffusion_v 2000
+run xmod_regression 2000
+# The equal-budget pair at 64 x 64: one U-Net layout, 1500 steps, 16384 pixels per batch, whole images or 32 x 32 crops.
+run prior64 1500
+run patch_prior64 1500

@@ -9,6 +9,8 @@ Scope: one synthetic, paired data set and the two ways of learning the map.
     translate / regress                samples of p(MR | CT), the regression's single answer
     calibration(samples, truth)        accuracy of the mean and of single samples, and whether the
                                        samples' spread is where the errors are (correlation, coverage)
+    denoiser_gain / gaussian_gain      how much of a change of x_t a denoiser passes to x0_hat, measured
+                                       and for Gaussian pixel noise in closed form (the collapse test)
 
 The renderings. Each phantom is split into its tissues (diffedu.data.phantoms' geometry):
 background, skull ring, brain, the inner structures' deviation d from the brain value, and the
@@ -36,7 +38,7 @@ from .._validate import check_int, check_positive_int, check_real, check_tensor
 from ..nets.unet import UNet
 
 __all__ = ["PairedModalities", "paired_modalities", "ImageConditionedUNet", "regression_unet", "translate",
-           "regress", "calibration", "CT_NOISE", "MR_NOISE"]
+           "regress", "calibration", "denoiser_gain", "gaussian_gain", "CT_NOISE", "MR_NOISE"]
 
 CT_NOISE = 0.02          # std of the CT-like image's Gaussian noise (attenuation units, 0..1)
 MR_NOISE = 0.03          # std per channel of the complex Gaussian behind the MR-like Rician noise
@@ -161,6 +163,38 @@ def translate(model, ct: torch.Tensor, schedule, samples: int = 8, steps: int = 
     with torch.no_grad():
         x0 = ddim(D, x_T, schedule, steps, eta=eta, generator=generator)
     return x0.reshape(samples, B, *x0.shape[1:])
+
+
+def gaussian_gain(s: float, alpha_bar: float) -> float:
+    """d E[x0 | x_t] / d x_t for a pixel x0 = m + s n, n ~ N(0, 1), m known (here: given the condition),
+    and x_t = sqrt(ab) x0 + sqrt(1 - ab) eps: the posterior mean is m + sqrt(ab) s^2 (x_t - sqrt(ab) m) /
+    (ab s^2 + 1 - ab), so the gain is sqrt(ab) s^2 / (ab s^2 + 1 - ab) (Tweedie for a Gaussian)."""
+    s = check_real("s", s, lo=0)
+    ab = check_real("alpha_bar", alpha_bar, lo=0, lo_open=True, hi=1)
+    return ab ** 0.5 * s ** 2 / (ab * s ** 2 + 1 - ab)
+
+
+def denoiser_gain(denoiser, x0: torch.Tensor, t: int, region: torch.Tensor, generator: torch.Generator | None = None,
+                  pairs: int = 2) -> float:
+    """The least-squares slope of the change of D(x_t, t) against the change of x_t between two noise
+    draws eps_a, eps_b of the same x0: x0: (B, C, H, W), region: (B, C, H, W) bool (the pixels to
+    average over). An x0-predictor that ignores x_t (a collapsed conditional model) has gain 0; the
+    exact denoiser has `gaussian_gain` where the data's pixel noise is the only uncertainty."""
+    from ..denoiser import as_denoiser
+    D = as_denoiser(denoiser)
+    check_tensor("x0", x0, ndim=4, finite=True)
+    if not isinstance(region, torch.Tensor) or region.dtype != torch.bool or region.shape != x0.shape:
+        raise ValueError(f"region must be a bool tensor of x0's shape {tuple(x0.shape)}")
+    t, pairs = check_int("t", t, lo=0), check_positive_int("pairs", pairs)
+    ab = float(D.schedule.alpha_bar[t])
+    num = den = 0.0
+    with torch.no_grad():
+        for _ in range(pairs):
+            ea, eb = (torch.randn(x0.shape, generator=generator) for _ in range(2))
+            xa, xb = ab ** 0.5 * x0 + (1 - ab) ** 0.5 * ea, ab ** 0.5 * x0 + (1 - ab) ** 0.5 * eb
+            dx, dd = (xa - xb)[region], (D(xa, t) - D(xb, t))[region]
+            num, den = num + float((dx * dd).sum()), den + float((dx * dx).sum())
+    return num / den
 
 
 def calibration(samples: torch.Tensor, truth: torch.Tensor, level: float = 0.9) -> dict:

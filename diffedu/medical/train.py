@@ -3,8 +3,10 @@
     latent_ae32      KL autoencoder on 32 x 32 phantoms (f = 4, 4 latent channels)
     latent_prior32   a U-Net prior on the autoencoder's scaled latents (4 x 8 x 8); needs latent_ae32
     xmod_diffusion   the image-conditioned U-Net denoiser of MR-like images given CT-like ones
+    xmod_diffusion_v the same conditional U-Net retrained with v-prediction for longer (the x0 model collapsed)
     xmod_regression  the regression U-Net of the same layout (MSE loss, t = 0)
-    patch_prior16    a U-Net prior trained on random 16 x 16 crops of 32 x 32 phantoms
+    prior64          a U-Net prior on whole 64 x 64 phantoms         } the equal-budget pair: the same network,
+    patch_prior64    the same U-Net on random 32 x 32 crops of them  } steps and pixels per batch
 
 Each writes diffedu/checkpoints/medical/NAME.safetensors with a manifest (command, data, seed,
 steps, loss, CPU seconds, quality on held-out data); `scripts/train_medical_latent.sh` runs
@@ -18,24 +20,26 @@ import time
 
 import torch
 
-from ..train.checkpoints import CHECKPOINTS, model_spec, save_checkpoint
+from ..train.checkpoints import CHECKPOINTS, loss_curve, model_spec, save_checkpoint
 
 SIZE, N_TRAIN, N_TEST = 32, 2000, 64
-DEFAULT_STEPS = {"latent_ae32": 2000, "latent_prior32": 2500, "xmod_diffusion": 800, "xmod_regression": 400,
-                 "patch_prior16": 600}
-BATCH = {"latent_ae32": 32, "latent_prior32": 32, "xmod_diffusion": 16, "xmod_regression": 16, "patch_prior16": 32}
+DEFAULT_STEPS = {"latent_ae32": 2000, "latent_prior32": 2500, "xmod_diffusion": 800, "xmod_diffusion_v": 2000,
+                 "xmod_regression": 2000, "prior64": 1500, "patch_prior64": 1500}
+BATCH = {"latent_ae32": 32, "latent_prior32": 32, "xmod_diffusion": 16, "xmod_diffusion_v": 16, "xmod_regression": 16,
+         "prior64": 4, "patch_prior64": 16}     # prior64 / patch_prior64: 4 x 64^2 = 16 x 32^2 pixels
+PATCH64 = 32                     # patch_prior64's crop size: 9 patches at stride 16 tile a 64 x 64 image
 
 
 def _manifest(name, model, steps, seed, losses, cpu, data, **extra):
     return {"model": model_spec(model, **extra.pop("kwargs")), "command": f"python -m diffedu.medical.train {name} "
             f"--steps {steps} --seed {seed}", "data": data, "seed": seed, "steps": steps, "batch_size": BATCH[name], "lr": 2e-3,
-            "final_loss": sum(losses[-100:]) / len(losses[-100:]), "loss_curve": losses[:: max(1, len(losses) // 200)],
+            "final_loss": sum(losses[-100:]) / len(losses[-100:]), "loss_curve": loss_curve(losses, 200),
             "cpu_seconds": round(cpu, 1), **extra}
 
 
-def _phantom_data(n, seed):
+def _phantom_data(n, seed, size=SIZE):
     from ..data import phantoms
-    return phantoms(n, size=SIZE, seed=seed).images
+    return phantoms(n, size=size, seed=seed).images
 
 
 def train_latent_ae(steps, seed):
@@ -82,22 +86,26 @@ def _xmod_batches(seed):
     return paired_modalities(N_TRAIN, SIZE, seed=0), torch.Generator().manual_seed(seed + 1)
 
 
-def train_xmod_diffusion(steps, seed):
+def train_xmod_diffusion(steps, seed, prediction="x0", name="xmod_diffusion"):
     from ..schedules import linear_schedule
     from ..train.fit import fit
     from ..train.loss import diffusion_loss
     from .cross_modality import ImageConditionedUNet
     pairs, g = _xmod_batches(seed)
-    kwargs = dict(channels=1, cond_channels=1, base_channels=8, channel_mult=[1, 2, 2], prediction="x0")
+    kwargs = dict(channels=1, cond_channels=1, base_channels=8, channel_mult=[1, 2, 2], prediction=prediction)
     torch.manual_seed(seed)
     model, sched = ImageConditionedUNet(**kwargs), linear_schedule(1000)
 
     def batch_loss():
-        i = torch.randint(0, len(pairs), (BATCH["xmod_diffusion"],), generator=g)
+        i = torch.randint(0, len(pairs), (BATCH[name],), generator=g)
         return diffusion_loss(model, pairs.mr[i], sched, g, cond=pairs.ct[i])
     ema, losses = fit(model, batch_loss, steps, lr=2e-3, progress=False)
-    return ema, dict(kwargs=kwargs, losses=losses, schedule={"name": "linear", "T": 1000}, prediction="x0",
+    return ema, dict(kwargs=kwargs, losses=losses, schedule={"name": "linear", "T": 1000}, prediction=prediction,
                      data={"name": "paired_modalities", "n": N_TRAIN, "kw": {"size": SIZE}, "target": "mr", "cond": "ct"})
+
+
+def train_xmod_diffusion_v(steps, seed):
+    return train_xmod_diffusion(steps, seed, prediction="v", name="xmod_diffusion_v")
 
 
 def train_xmod_regression(steps, seed):
@@ -117,25 +125,34 @@ def train_xmod_regression(steps, seed):
                      data={"name": "paired_modalities", "n": N_TRAIN, "kw": {"size": SIZE}, "target": "mr", "cond": "ct"})
 
 
-def train_patch_prior(steps, seed):
+def _train_prior64(steps, seed, patch):
+    """The equal-budget pair: one U-Net layout, the same steps and pixels per batch, on whole 64 x 64
+    phantoms (patch = None) or on random patch x patch crops of the same phantoms."""
     from ..nets.unet import UNet
     from ..schedules import linear_schedule
     from ..train.fit import fit
     from ..train.loss import diffusion_loss
     from .patches import random_patches
-    data = _phantom_data(N_TRAIN, 0)
+    name = "prior64" if patch is None else "patch_prior64"
+    data = _phantom_data(N_TRAIN, 0, size=64)
     kwargs = dict(in_channels=1, base_channels=8, channel_mult=[1, 2, 2], prediction="eps")
     torch.manual_seed(seed)
     model, sched = UNet(**kwargs), linear_schedule(1000)
     g = torch.Generator().manual_seed(seed + 1)
-    ema, losses = fit(model, lambda: diffusion_loss(model, random_patches(data, 16, BATCH["patch_prior16"], g), sched, g), steps,
-                      lr=2e-3, progress=False)
+
+    def batch():
+        if patch is None:
+            return data[torch.randint(0, len(data), (BATCH[name],), generator=g)]
+        return random_patches(data, patch, BATCH[name], g)
+    ema, losses = fit(model, lambda: diffusion_loss(model, batch(), sched, g), steps, lr=2e-3, progress=False)
     return ema, dict(kwargs=kwargs, losses=losses, schedule={"name": "linear", "T": 1000}, prediction="eps",
-                     data={"name": "phantoms", "n": N_TRAIN, "kw": {"size": SIZE}, "patch": 16})
+                     data={"name": "phantoms", "n": N_TRAIN, "kw": {"size": 64}, **({} if patch is None else {"patch": patch})})
 
 
 TRAINERS = {"latent_ae32": train_latent_ae, "latent_prior32": train_latent_prior, "xmod_diffusion": train_xmod_diffusion,
-            "xmod_regression": train_xmod_regression, "patch_prior16": train_patch_prior}
+            "xmod_diffusion_v": train_xmod_diffusion_v, "xmod_regression": train_xmod_regression,
+            "prior64": lambda steps, seed: _train_prior64(steps, seed, None),
+            "patch_prior64": lambda steps, seed: _train_prior64(steps, seed, PATCH64)}
 
 
 def main(argv=None):
