@@ -64,6 +64,7 @@ import torch.nn.functional as F
 
 from .._validate import check_choice, check_int, check_positive_int, check_real, check_tensor
 from ..nets.control import ControlledUNet, ControlNet
+from ..train.checkpoints import loss_curve
 from ..train.fit import ema_update, fit
 
 __all__ = ["FACTOR", "NULL", "lowres_operator", "hint_of", "codi_student", "timestep_grid", "x0_eps",
@@ -183,8 +184,7 @@ def train_codi(base: str = "unet_digits", steps: int = 1200, batch_size: int = 3
         return loss
 
     ema, _ = fit(student.controlnet, batch_loss, steps, lr, ema=0.99, progress=progress, desc="codi")
-    every = max(1, steps // 50)
-    curve = {k: [round(sum(v[i:i + every]) / len(v[i:i + every]), 5) for i in range(0, steps, every)] for k, v in log.items()}
+    curve = {k: loss_curve(v, 50) for k, v in log.items()}
     manifest = {"model": {"class": "diffedu.nets.control:ControlNet", "kwargs": {"base_unet": base, "hint_channels": 1}},
                 "base": base, "method": "CoDi (PE-CoDi: frozen base, zero-initialised adapter)",
                 "condition": f"nearest-upsampled {FACTOR}x average-pooled digit (B, 1, 16, 16)",

@@ -286,7 +286,7 @@ def _png(students, teacher, path, yte):
 
 
 def main(argv=None):
-    from ..train.checkpoints import save_checkpoint
+    from ..train.checkpoints import loss_curve, save_checkpoint
     from .train import STUDENTS_DIR
     out = STUDENTS_DIR / "digits"             # a folder of its own: chapter 13's loaders list distill/*.safetensors
     out.mkdir(parents=True, exist_ok=True)
@@ -319,7 +319,7 @@ def main(argv=None):
         st = students[n]
         q = {f"seed{s}": score(ddim_digits(st, eval_noise(s), yte, n), yte, ftr) for s in (0, 1)}
         chain = [m for m in sorted(students, reverse=True) if m >= n]
-        curve = losses[n][:: max(1, len(losses[n]) // 200)]
+        curve = loss_curve(losses[n], 200)
         manifest = {"model": {"factory": "diffedu.nets.unet:unet_tiny", "kwargs": {"num_classes": 10, "prediction": "v"}},
                     "schedule": {"name": "linear", "T": 1000}, "command": command,
                     "data": {"name": "digits", "size": 16, "split": "train", "teacher": TEACHER},

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from ..train.checkpoints import CHECKPOINTS, load_model, model_spec, read_manifest, save_checkpoint
+from ..train.checkpoints import CHECKPOINTS, load_model, loss_curve, model_spec, read_manifest, save_checkpoint
 from .common import LevelMLP
 from .consistency import ConsistencyModel
 from .plugplay import GuideNet
@@ -95,7 +95,7 @@ def _figure(x, ref, path, title):
 
 def _save(model, name, spec, command, steps, losses, quality, seconds, x, ref, extra=None):
     STUDENTS_DIR.mkdir(parents=True, exist_ok=True)
-    curve = losses[:: max(1, len(losses) // 200)]
+    curve = loss_curve(losses, 200)
     manifest = {"model": spec, "command": command, "data": {"name": "toy_gmm", "teacher": "exact GaussianMixture"},
                 "seed": 0, "steps": steps, "final_loss": sum(losses[-100:]) / min(100, len(losses)),
                 "loss_curve": curve, "parameters": sum(p.numel() for p in model.parameters()),
