@@ -72,7 +72,8 @@ def _probe(moves):
                 wall.append(_time.perf_counter() - t0)
                 cpu.append(_time.process_time() - c0)
                 hit.append(st.get("hits", 0) > h0)
-            rows.append({"box": b, "widget": str(label), "kind": type(w).__name__, "wall": wall, "cpu": cpu, "hit": hit, "error": err})
+            rows.append({"box": b, "widget": str(label), "kind": type(w).__name__, "wall": wall, "cpu": cpu, "hit": hit, "error": err,
+                         "blit": bool(st.get("blit"))})
     return rows
 print("PROBE" + _json.dumps(_probe(%d)))
 """
@@ -115,13 +116,14 @@ def main(argv=None):
             args.json.write_text(json.dumps(rows, indent=1))
     med = lambda v: 1000 * statistics.median(v) if v else float("nan")                          # noqa: E731
     p95 = lambda v: 1000 * statistics.quantiles(v, n=20)[18] if len(v) >= 2 else med(v)         # noqa: E731
-    print("| chapter | widget | kind | moves | drawn: CPU median ms | p95 ms | shown again (memo): CPU median ms | wall median ms |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+    print("| chapter | widget | kind | blit | moves | drawn: CPU median ms | p95 ms | shown again (memo): CPU median ms | wall median ms |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         hits = r.get("hit") or [False] * len(r["cpu"])
         drawn = [c for c, h in zip(r["cpu"], hits) if not h]
         again = [c for c, h in zip(r["cpu"], hits) if h]
-        print(f"| {r['chapter']} | {r['widget']} | {r['kind']} | {len(r['cpu'])} | {med(drawn):.0f} | {p95(drawn):.0f} "
+        blit = "yes" if r.get("blit") else "no"
+        print(f"| {r['chapter']} | {r['widget']} | {r['kind']} | {blit} | {len(r['cpu'])} | {med(drawn):.0f} | {p95(drawn):.0f} "
               f"| {med(again):.0f} | {med(r['wall']):.0f} |" + (f" stopped: {r['error']}" if r.get("error") else ""))
 
 

@@ -19,6 +19,7 @@ def test_forward_explorer_redraws_with_t_and_schedule():
     box.dropdown.value = "cosine"
     c = png(box.draw())
     assert a != b and b != c
+    assert box.render_state["blit"]                     # one figure, nothing outside its canvas: moves are blitted
 
 
 def test_trajectory_player_caches_and_replays():

@@ -149,7 +149,8 @@ def redraw(out, draw, state: dict | None = None, key=None):
     state: a dict kept between calls of one dashboard; the first call records in it whether the
     figure spills outside its canvas (only such figures pay for the tight crop afterwards), and
     with a key (the controls' values, hashable) it keeps the last MEMO_SIZE PNGs: a key seen
-    before shows its PNG again without calling draw (counted in state["hits"])."""
+    before shows its PNG again without calling draw (counted in state["hits"]). state["blit"]
+    says whether moves are blitted (a `moving` figure that does not spill)."""
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
     t0 = time.perf_counter()
@@ -162,6 +163,7 @@ def redraw(out, draw, state: dict | None = None, key=None):
             fig = draw()
             if "tight" not in state:
                 state["tight"] = spills(fig)
+                state["blit"] = not state["tight"] and getattr(fig, "_diffedu_moving", None) is not None
             png = figure_png(fig, state["tight"])
             plt.close(fig)
         else:

@@ -73,6 +73,7 @@ def density_player(trajectories: dict, manifold: str, frames: int = 21, bins: in
         ax.set(title=title, xlabel=ulab, ylabel=vlab)
     step = int_slider(frames - 1, 0, frames - 1)
     sup = fig.suptitle(" ")
+    fig.tight_layout()                                            # nothing outside the canvas: no crop, blitting works
     moving(fig, ims + [sup])
 
     def draw():
@@ -110,6 +111,7 @@ def polygon_player(trajectories: dict, clouds: int = 4, lim: float = 2.0):
         axes[r][0].set_ylabel(title)
     step = int_slider(S, 0, S)
     sup = fig.suptitle(" ")
+    fig.tight_layout()
     moving(fig, [dot for dot, _ in dots] + [sup])
 
     def draw():
