@@ -44,6 +44,8 @@ def test_token_maps_sum_to_one_over_tokens(net):
     maps = A.token_maps(net, sc.images, sc.captions, 50, linear_schedule(1000), n_noise=1)
     assert maps.shape == (3, 8, 16, 16)
     torch.testing.assert_close(maps.sum(1), torch.ones(3, 16, 16))       # softmax rows, averaged linearly
+    per = A.layer_token_maps(net, sc.images, sc.captions, 50, linear_schedule(1000), n_noise=1)
+    torch.testing.assert_close(sum(per.values()) / len(per), maps)                 # the mean over layers
     names = A.attention_layers(net, (3, 16, 16))
     assert "attn.mid" in names and all(n.startswith("attn.") for n in names)
     assert A.word_position(net, "a red circle above a blue square", "square") == 6
@@ -81,3 +83,44 @@ def test_shared_object_pairs():
     for i, a, j, b in pairs:
         assert sc.colours[i, a] == sc.colours[j, b] and sc.shapes[i, a] == sc.shapes[j, b]
         assert sc.positions[i, a] != sc.positions[j, b]
+
+
+def test_shared_object_pairs_of_another_colour_and_bad_choice():
+    sc = S.scenes(30, seed=1, two_object_prob=1.0)
+    pairs = A.shared_object_pairs(sc, 5, colour="different")
+    assert len(pairs) == 5
+    for i, a, j, b in pairs:
+        assert sc.colours[i, a] != sc.colours[j, b] and sc.shapes[i, a] == sc.shapes[j, b]
+        assert sc.positions[i, a] != sc.positions[j, b]
+    with pytest.raises(ValueError, match="colour must be"):
+        A.shared_object_pairs(sc, 5, colour="red")
+
+
+def test_object_iou_closed_forms():
+    sc = S.scenes(4, seed=2, two_object_prob=1.0)
+    L = 8
+    maps = torch.zeros(4, L, 16, 16)
+    for n, cap in enumerate(sc.captions):                                 # each shape word's map = its own mask
+        tok = [2, len(cap.split()) - 1]
+        for k in (0, 1):
+            maps[n, tok[k]] = sc.masks[n, k].float() + 1e-3 * torch.rand(16, 16)
+    own, other, chance = A.object_iou(maps, sc)
+    assert own == pytest.approx(1.0) and other < 0.05                    # the two objects never overlap
+    area = sc.masks.flatten(2).float().mean(2)
+    assert chance == pytest.approx((area / (2 - area)).mean().item())
+    with pytest.raises(ValueError, match="two-object scenes"):
+        A.object_iou(maps[:1], S.scenes(1, seed=0, two_object_prob=0.0))
+    with pytest.raises(ValueError, match="word must be"):
+        A.object_iou(maps, sc, "relation")
+
+
+def test_textured_moves_brightness_by_stripes_inside_and_outside():
+    sc = S.scenes(3, seed=0)
+    x = A.textured(sc.images, sc.masks, amp=0.3, seed=1)
+    d = x - sc.images
+    assert x.shape == sc.images.shape and x.min() >= -1 and x.max() <= 1
+    free = (x.abs() < 1).all(1)                                           # not clamped: one stripe for all channels
+    assert bool(free.any()) and torch.allclose(d[:, 0][free], d[:, 1][free]) and torch.allclose(d[:, 1][free], d[:, 2][free])
+    bg = ~sc.masks.any(1)
+    assert 0.05 < d[:, 0][bg].abs().mean() < 0.3                          # background pixels: -1 + 0.3 * stripe
+    assert torch.equal(A.textured(sc.images, sc.masks, amp=0.0), sc.images)

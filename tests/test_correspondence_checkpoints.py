@@ -12,12 +12,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_manifests_hold_the_commands_of_the_training_script():
     script = (ROOT / "scripts" / "train_correspondence.sh").read_text().replace("$OUT", "diffedu/checkpoints/correspondence")
-    for name, what in (("dift_unet", "diffusion"), ("shape_classifier", "classifier")):
+    for name, what in (("dift_unet", "diffusion"), ("shape_classifier", "classifier"), ("text_attn", "text_attn")):
         m = read_manifest(checkpoint_path(f"correspondence/{name}"))
         assert m["command"].startswith(f"python -m diffedu.correspondence {what} ")
         args = m["command"].split(" ", 3)[3]                                   # "diffusion --steps ..."
         assert f"run {args}" in script.replace(" --overwrite", "")
         assert m["quality"]
+    folder = ROOT / "diffedu" / "checkpoints" / "correspondence"
+    assert sum(p.stat().st_size for p in folder.iterdir()) < 3e6                 # the chapter's budget
+
+
+def test_text_attn_has_no_pooled_path_and_its_colour_words_localise():
+    from diffedu.correspondence import attention
+    from diffedu.data import scenes
+    from diffedu.train import pretrained_denoiser
+    den = pretrained_denoiser("correspondence/text_attn")
+    net = den.model
+    assert net.text_to_emb.weight.abs().sum() == 0 and net.text_to_emb.bias.abs().sum() == 0
+    assert len(net.text_encoder.blocks) == 0 and "attn.down.0" in attention.attention_layers(net, (3, 16, 16))
+    sc = scenes.scenes(12, seed=1, two_object_prob=1.0)
+    own, other, chance = attention.object_iou(attention.token_maps(net, sc.images, sc.captions, 300, den.schedule, 1), sc,
+                                              "colour")
+    assert own > max(3 * chance, other + 0.1), (own, other, chance)
 
 
 def test_trained_features_beat_the_untrained_network():

@@ -10,7 +10,9 @@
     evaluate  PCK tables: DIFT swept over t and the layer, the controls, "copy the coordinates"
     attention the cross-attention of chapter 12's caption model: token maps against masks (top-k
             IoU) and Hedlin et al.'s correspondence by optimising a conditioning embedding
-    train   the chapter's two networks (`python -m diffedu.correspondence ...`)
+    editing prompt-to-prompt word swaps (Hertz et al. 2022) and attend-and-excite (Chefer et al.
+            2023): reading and replacing a caption model's cross-attention while sampling
+    train   the chapter's three networks (`python -m diffedu.correspondence ...`)
 
 Where the denoiser contract ends: DIFT reads the *network* (its `features(x_t, t, cond,
 layers)` hook, nets/features.py), not the denoiser D(x_t, t) = E[x_0 | x_t]: an exact
@@ -20,7 +22,7 @@ Submodules are imported on first use (`dd.correspondence.dift`).
 """
 import importlib
 
-__all__ = ["warps", "pck", "dift", "evaluate", "attention", "train"]
+__all__ = ["warps", "pck", "dift", "evaluate", "attention", "editing", "train"]
 
 
 def __getattr__(name):

@@ -3,6 +3,10 @@ true masks (survey 9.1), and correspondence by optimising a conditioning embeddi
 2023, survey reference [10]; survey 9.2). Works on nets.text.TextUNet (chapter 12), whose
 CrossAttentionBlocks pass their weights through an Identity `probe` that `features` records.
 
+Also: per-layer token maps (layer_token_maps), the mean top-k IoU of a word's map with its object
+against the other object's word and random pixels (object_iou), stripe-textured scenes (textured)
+and the hit rates of Hedlin's method and of raw pixels on scene pairs (match_hits).
+
 Notation (TextUNet's docstring): A = softmax(Q K^T / sqrt(d)) in R^{HW x L} per block and head;
 the *token map* of token l is A[:, l] reshaped to the block's h x w, averaged over heads, every
 attention block (upsampled to the image size) and noise draws.
@@ -25,8 +29,8 @@ import torch.nn.functional as F
 
 from .._validate import check_int, check_positive_int, check_tensor
 
-__all__ = ["attention_layers", "token_maps", "word_position", "topk_iou", "with_context", "bump",
-           "optimise_context", "attention_match", "shared_object_pairs", "centroid"]
+__all__ = ["attention_layers", "token_maps", "layer_token_maps", "word_position", "topk_iou", "object_iou", "with_context", "bump",
+           "optimise_context", "attention_match", "shared_object_pairs", "centroid", "textured", "match_hits"]
 
 
 def attention_layers(model, image_shape) -> list:
@@ -66,6 +70,26 @@ def token_maps(model, images: torch.Tensor, captions, t: int, schedule, n_noise:
     return out
 
 
+def layer_token_maps(model, images: torch.Tensor, captions, t: int, schedule, n_noise: int = 2, seed: int = 0) -> dict:
+    """{layer: token maps (B, L, H, W)} of every attention layer separately (heads and n_noise draws
+    averaged, each upsampled to the image size), from the same noise draws as token_maps; their
+    mean over layers is token_maps(..., layers=None)."""
+    check_tensor("images", images, ndim=4, finite=True)
+    check_positive_int("n_noise", n_noise)
+    t = check_int("t", t, lo=0, hi=len(schedule) - 1)
+    layers = attention_layers(model, images.shape[1:])
+    ab = float(schedule.alpha_bar[t])
+    g = torch.Generator().manual_seed(seed)
+    out = {name: 0 for name in layers}
+    with torch.no_grad():
+        for _ in range(n_noise):
+            xt = ab ** 0.5 * images + (1 - ab) ** 0.5 * torch.randn(images.shape, generator=g)
+            acts = model.features(xt, torch.full((len(images),), t), captions, layers)
+            for name in layers:
+                out[name] = out[name] + _maps({name: acts[name]}, images.shape[-2:]) / n_noise
+    return out
+
+
 def word_position(model, caption: str, word: str, occurrence: int = 0) -> int:
     """Token index of `word` in the tokenized caption (its occurrence-th appearance)."""
     words = caption.lower().split()
@@ -88,6 +112,24 @@ def topk_iou(maps: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     rank = flat.argsort(1, descending=True).argsort(1)                  # 0 for the highest pixel
     top = rank < k[:, None]
     return (top & m).sum(1).float() / (top | m).sum(1).float()
+
+
+def object_iou(maps: torch.Tensor, sc, word: str = "shape") -> tuple:
+    """Mean top-k IoU over every object of two-object scenes sc (data.scenes.Scenes, N scenes):
+    (own, other, chance): the object's `word` ("shape" or "colour") map against its mask, the
+    other object's same word against it, and random pixels (k of N_pix: IoU = a / (2 - a), a the
+    mask's area fraction, since E|top-k & mask| = k^2 / N_pix). maps: (N, L, H, W) token maps."""
+    if word not in ("shape", "colour"):
+        raise ValueError(f"word must be 'shape' or 'colour', got {word!r}")
+    if bool((sc.relations < 0).any()):
+        raise ValueError("object_iou needs two-object scenes (scenes(..., two_object_prob=1.0))")
+    off = 2 if word == "shape" else 1
+    tok = [[off, len(c.split()) - 3 + off] for c in sc.captions]          # word of object A, of object B
+    n = len(sc.captions)
+    own = torch.cat([topk_iou(maps[[i], tok[i][k]], sc.masks[[i], k]) for i in range(n) for k in (0, 1)])
+    other = torch.cat([topk_iou(maps[[i], tok[i][1 - k]], sc.masks[[i], k]) for i in range(n) for k in (0, 1)])
+    area = sc.masks.flatten(2).float().mean(2).flatten()
+    return own.mean().item(), other.mean().item(), (area / (2 - area)).mean().item()
 
 
 @contextlib.contextmanager
@@ -158,16 +200,22 @@ def attention_match(model, context: torch.Tensor, x_tgt: torch.Tensor, t: int, s
     return torch.tensor([best % m.shape[1] + 0.5, best // m.shape[1] + 0.5])
 
 
-def shared_object_pairs(sc, n: int) -> list:
-    """Up to n (i, a, j, b): scene i's object a and scene j's object b have the same colour and shape
-    and sit in different cells (so copying the coordinates misses). sc: data.scenes.Scenes."""
+def shared_object_pairs(sc, n: int, colour: str = "same") -> list:
+    """Up to n (i, a, j, b): scene i's object a and scene j's object b have the same shape and sit in
+    different cells (so copying the coordinates misses); colour "same": the same colour too,
+    "different": another colour (so matching colours misses). sc: data.scenes.Scenes."""
+    if colour not in ("same", "different"):
+        raise ValueError(f"colour must be 'same' or 'different', got {colour!r}")
     out = []
     for i in range(len(sc)):
         for j in range(i + 1, len(sc)):
             for a in range(2):
                 for b in range(2):
-                    same = (sc.colours[i, a] == sc.colours[j, b]) & (sc.shapes[i, a] == sc.shapes[j, b])
-                    if bool(same) and int(sc.colours[i, a]) >= 0 and int(sc.positions[i, a]) != int(sc.positions[j, b]):
+                    same_colour = bool(sc.colours[i, a] == sc.colours[j, b])
+                    ok = (bool(sc.shapes[i, a] == sc.shapes[j, b]) and same_colour == (colour == "same")
+                          and int(sc.colours[i, a]) >= 0 and int(sc.colours[j, b]) >= 0
+                          and int(sc.positions[i, a]) != int(sc.positions[j, b]))
+                    if ok:
                         out.append((i, a, j, b))
                         if len(out) == n:
                             return out
@@ -176,6 +224,42 @@ def shared_object_pairs(sc, n: int) -> list:
                     continue
                 break
     return out
+
+
+def textured(images: torch.Tensor, masks: torch.Tensor, amp: float = 0.5, seed: int = 0) -> torch.Tensor:
+    """Scenes (N, 3, S, S) with stripe textures (warps' random orientation, wavelength, phase):
+    every pixel's brightness moves by amp * stripe, one stripe for the background and another for
+    the objects of each image (masks (N, K, S, S) bool); clamped to [-1, 1]."""
+    from .warps import _textures
+    check_tensor("images", images, ndim=4, finite=True)
+    N, _, S, _ = images.shape
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(S) + 0.5, torch.arange(S) + 0.5, indexing="ij")
+    coords = torch.stack([xx.flatten(), yy.flatten()], 1)
+    bg, fg = _textures(coords, g, N, S), _textures(coords, g, N, S)            # (N, 1, S, S) each
+    inside = masks.any(1, keepdim=True)
+    return (images + amp * torch.where(inside, fg, bg)).clamp(-1, 1)
+
+
+def match_hits(model, schedule, images: torch.Tensor, masks: torch.Tensor, pairs, t: int, seed: int = 0,
+               **opt) -> dict:
+    """Hedlin et al. (steps 1-3) and the raw-pixel control (3x3 patches, cosine nearest neighbour) on
+    pairs (i, a, j, b) of images (N, C, S, S) with object masks (N, K, S, S): a hit is a match inside
+    object b's mask of image j; the query is object a's centroid in image i. Returns {"hedlin",
+    "pixels", "chance" (the mask's area fraction), "loss_drop" (final / first loss)} means."""
+    from .dift import match_points, pixel_features
+    pix = pixel_features(images, 3)
+    res = {"hedlin": [], "pixels": [], "chance": [], "loss_drop": []}
+    for i, a, j, b in pairs:
+        p = centroid(masks[i, a])
+        ctx, losses = optimise_context(model, images[[i]], p, t, schedule, seed=seed, **opt)
+        q = attention_match(model, ctx, images[[j]], t, schedule, seed=seed)
+        r = match_points(pix[i], pix[j], p[None])[0]
+        res["hedlin"].append(float(masks[j, b][int(q[1]), int(q[0])]))
+        res["pixels"].append(float(masks[j, b][int(r[1]), int(r[0])]))
+        res["chance"].append(masks[j, b].float().mean().item())
+        res["loss_drop"].append(losses[-1] / losses[0])
+    return {k: sum(v) / max(len(v), 1) for k, v in res.items()}
 
 
 def centroid(mask: torch.Tensor) -> torch.Tensor:
