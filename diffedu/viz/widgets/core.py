@@ -151,29 +151,34 @@ def redraw(out, draw, state: dict | None = None, key=None):
     with a key (the controls' values, hashable) it keeps the last MEMO_SIZE PNGs: a key seen
     before shows its PNG again without calling draw (counted in state["hits"]). state["blit"]
     says whether moves are blitted (a `moving` figure that does not spill)."""
-    import matplotlib.pyplot as plt
-    from IPython.display import Image, display
     t0 = time.perf_counter()
     state = {} if state is None else state
-    memo = state.setdefault("memo", {})
-    with out:
+    from IPython.display import Image, display
+    with out:                                              # an error in draw() shows in the Output
         out.clear_output(wait=True)
-        png = memo.pop(key, None) if key is not None else None
-        if png is None:
-            fig = draw()
-            if "tight" not in state:
-                state["tight"] = spills(fig)
-                state["blit"] = not state["tight"] and getattr(fig, "_diffedu_moving", None) is not None
-            png = figure_png(fig, state["tight"])
-            plt.close(fig)
-        else:
-            state["hits"] = state.get("hits", 0) + 1
-        if key is not None:
-            memo[key] = png                                   # newest last
-            while len(memo) > MEMO_SIZE:
-                memo.pop(next(iter(memo)))
-        display(Image(data=png, format="png"))
+        display(Image(data=_render(draw, state, key), format="png"))
     REDRAW_LOG.append(time.perf_counter() - t0)
+
+
+def _render(draw, state: dict, key) -> bytes:
+    """The PNG for the controls' values `key`: from the memo, or drawn (see redraw)."""
+    import matplotlib.pyplot as plt
+    memo = state.setdefault("memo", {})
+    png = memo.pop(key, None) if key is not None else None
+    if png is None:
+        fig = draw()
+        if "tight" not in state:
+            state["tight"] = spills(fig)
+            state["blit"] = not state["tight"] and getattr(fig, "_diffedu_moving", None) is not None
+        png = figure_png(fig, state["tight"])
+        plt.close(fig)
+    else:
+        state["hits"] = state.get("hits", 0) + 1
+    if key is not None:
+        memo[key] = png                                   # newest last
+        while len(memo) > MEMO_SIZE:
+            memo.pop(next(iter(memo)))
+    return png
 
 
 def _values_key(controls: dict):
