@@ -19,7 +19,6 @@ Needs Chromium (DIFFEDU_CHROMIUM, default /usr/bin/chromium) and playwright (the
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -30,6 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "browser"))
+from chapters import chapter_args  # noqa: E402
 from labserver import accept_dialogs, wait_kernel_idle, wait_run_all_done, serve_lab  # noqa: E402
 
 CHROMIUM = os.environ.get("DIFFEDU_CHROMIUM", "/usr/bin/chromium")
@@ -150,14 +150,9 @@ def _q(v, q):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("chapters", nargs="*", help="notebook prefixes (e.g. 01 05); default: every chapter")
-    ap.add_argument("--moves", type=int, default=12)
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args(argv)
+    args, paths = chapter_args(__doc__, argv)
     from playwright.sync_api import sync_playwright
-    names = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb")
-                   if not args.chapters or p.name.split("_")[0] in args.chapters)
+    names = [p.name for p in paths]
     rows = []
     with tempfile.TemporaryDirectory() as tmp, serve_lab(REPO / "notebooks", Path(tmp)) as (base, token, _log):
         runtime = Path(tmp) / "jupyter-runtime"

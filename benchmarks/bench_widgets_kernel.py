@@ -16,14 +16,13 @@ Prints one markdown table; `--json PATH` also writes the raw times.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from chapters import chapter_args
 
 # Runs in the chapter's kernel after all its cells: time `moves` moves of every dashboard control.
 PROBE = r"""
@@ -97,13 +96,7 @@ def bench_chapter(path: Path, moves: int, timeout: int = 900) -> list[dict]:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("chapters", nargs="*", help="notebook prefixes (e.g. 01 05); default: every chapter")
-    ap.add_argument("--moves", type=int, default=12)
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args(argv)
-    paths = sorted(p for p in (REPO / "notebooks").glob("*.ipynb")
-                   if not args.chapters or p.name.split("_")[0] in args.chapters)
+    args, paths = chapter_args(__doc__, argv)
     rows = []
     for p in paths:
         t = time.monotonic()
