@@ -16,7 +16,7 @@ import torch
 from .. import plots
 from ..._validate import check_choice
 from ...nets.dit import patchify
-from .core import check_image, check_int, check_options, dashboard, int_slider, selection
+from .core import check_image, check_int, check_options, dashboard, int_slider, moving, selection
 
 
 def patch_viewer(image: torch.Tensor, patch_sizes=(1, 2, 4, 8), p: int = 4):
@@ -94,31 +94,44 @@ def attention_viewer(maps, image: torch.Tensor, num_context: int, grid_size: int
     s_query = int_slider(query, 0, L + T - 1, True)
     H = image.shape[-1]
 
+    # One figure, built once; a move updates the weights, the query's bars and heat map, blitted
+    # (core.moving; the bar panel is re-drawn whole, its y-limits follow the row).
+    w0 = maps[s_block.value][s_head.value]
+    fig, ax = plt.subplots(1, 3, figsize=(11, 3.6), gridspec_kw=dict(width_ratios=[1.2, 0.8, 1]))
+    weights = ax[0].imshow(w0.numpy(), cmap="viridis", interpolation="nearest")
+    split = [a(L - 0.5, color="w", lw=1.2) for a in (ax[0].axhline, ax[0].axvline)]   # context | image
+    qline = ax[0].axhline(0, color="C3", lw=0.8, ls="--")
+    ax[0].set(title=" ", xlabel="key (context | image)", ylabel="query (context | image)")
+    bars = ax[1].bar(range(L), [0.0] * L, color="C1")
+    ax[1].set(xticks=range(L), title=" ")
+    ax[1].set_xticklabels(names, rotation=45, fontsize=8)
+    plots.show_image(ax[2], image.clamp(-1, 1))
+    heat = ax[2].imshow(w0[0, L:].reshape(grid_size, grid_size).numpy(), cmap="inferno", alpha=0.6,
+                        extent=(-0.5, H - 0.5, H - 0.5, -0.5), interpolation="nearest")
+    box = ax[2].add_patch(plt.Rectangle((0, 0), patch_size, patch_size, fill=False, ec="C2", lw=2))
+    ax[2].set_title(" ")
+    fig.tight_layout()
+    moving(fig, [weights, *split, qline, ax[0].title, ax[1], heat, box, ax[2].title])     # drawn in this order
+
     def draw():
         w = maps[s_block.value][s_head.value]                     # (L + T, L + T)
         qi = s_query.value
         row = w[qi]
-        fig, ax = plt.subplots(1, 3, figsize=(11, 3.6), gridspec_kw=dict(width_ratios=[1.2, 0.8, 1]))
-        ax[0].imshow(w.numpy(), cmap="viridis", interpolation="nearest")
-        for a in (ax[0].axhline, ax[0].axvline):
-            a(L - 0.5, color="w", lw=1.2)
-        ax[0].axhline(qi, color="C3", lw=0.8, ls="--")
-        ax[0].set(title=f"block {s_block.value}, head {s_head.value}: weights", xlabel="key (context | image)",
-                  ylabel="query (context | image)")
-        ax[1].bar(range(L), row[:L].numpy(), color="C1")
-        ax[1].set(xticks=range(L), title=f"on context: {row[:L].sum():.2f}", ylim=(0, max(1e-3, row.max().item())))
-        ax[1].set_xticklabels(names, rotation=45, fontsize=8)
-        plots.show_image(ax[2], image.clamp(-1, 1))
-        heat = row[L:].reshape(grid_size, grid_size)
-        ax[2].imshow(heat.numpy(), cmap="inferno", alpha=0.6, extent=(-0.5, H - 0.5, H - 0.5, -0.5),
-                     interpolation="nearest")
+        weights.set_data(w.numpy())
+        weights.set_clim(float(w.min()), float(w.max()))
+        qline.set_ydata([qi, qi])
+        ax[0].set_title(f"block {s_block.value}, head {s_head.value}: weights")
+        for b, v in zip(bars, row[:L].tolist()):
+            b.set_height(v)
+        ax[1].set(title=f"on context: {row[:L].sum():.2f}", ylim=(0, max(1e-3, row.max().item())))
+        hm = row[L:].reshape(grid_size, grid_size)
+        heat.set_data(hm.numpy())
+        heat.set_clim(float(hm.min()), float(hm.max()))
         who = names[qi] if qi < L else f"image token {qi - L}"
-        if qi >= L:                                               # mark the query's own patch
-            i, j = divmod(qi - L, grid_size)
-            ax[2].add_patch(plt.Rectangle((j * patch_size - 0.5, i * patch_size - 0.5), patch_size, patch_size,
-                                          fill=False, ec="C2", lw=2))
+        i, j = divmod(max(qi - L, 0), grid_size)                 # the query's own patch, when it is one
+        box.set_xy((j * patch_size - 0.5, i * patch_size - 0.5))
+        box.set_visible(qi >= L)
         ax[2].set_title(f"query = {who}: on image {row[L:].sum():.2f}")
-        fig.tight_layout()
         return fig
 
     return dashboard({"block": s_block, "head": s_head, "query": s_query}, draw, sliders=(s_block, s_head, s_query))

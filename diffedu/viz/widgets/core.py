@@ -106,8 +106,8 @@ def figure_png(fig, tight: bool = False) -> bytes:
 def moving(fig, artists):
     """Mark the artists of fig that a widget's moves change (collections, lines, images, titles):
     figure_png then blits, re-drawing only these over a background rendered once. Everything
-    else must stay as it is (axis limits too); saving the figure any other way is unaffected.
-    Returns fig."""
+    else must stay as it is (axis limits too); after changing something else, call moving again:
+    it drops the kept background. Saving the figure any other way is unaffected. Returns fig."""
     _check_figure(fig)
     artists = list(artists)
     from matplotlib.artist import Artist

@@ -12,7 +12,7 @@ import torch
 from .. import plots
 from ..._validate import check_callable, check_choice, check_real
 from ...metrics import psnr
-from .core import check_dict, check_image, check_int, check_options, dashboard, dropdown, int_slider, selection
+from .core import check_dict, check_image, check_int, check_options, dashboard, dropdown, int_slider, moving, selection
 
 
 def _upsample(y, like):
@@ -153,9 +153,11 @@ def pnp_player(x_true: torch.Tensor, y_show: torch.Tensor, traces: dict, index: 
     ax[4].set_xlabel("iteration k")
     ax[4].set_ylabel("sigma_k", color="C0")
     ax2.set_ylabel("PSNR(z_k), dB", color="C1")
+    for a in (ax[1], ax[2], ax[4]):
+        a.set_title(" ", fontsize=9)
     fig.tight_layout()
     plt.close(fig)
-    shown = {}
+    shown, dynamic = {}, [art_x, art_z, ax[1].title, ax[2].title, marker]
 
     def draw():
         tr = traces[run.value]
@@ -174,6 +176,7 @@ def pnp_player(x_true: torch.Tensor, y_show: torch.Tensor, traces: dict, index: 
                 a.autoscale_view()
             ax[4].set_title(f"{run.value}: sigma_k and PSNR", fontsize=9)
             shown["run"] = run.value
+            moving(fig, dynamic)                          # the curves are new: a new background
         marker.set_xdata([k + 1, k + 1])
         return fig
 
