@@ -170,23 +170,37 @@ def repaint_explorer(run_fn, n_steps: int, jump_lengths, jump_n_samples, x_true:
     s_len = selection(jls, jump_length if jump_length in jls else jls[0])
     s_n = selection(jns, jump_n_sample if jump_n_sample in jns else jns[0])
 
-    def draw():
-        jl, jn = s_len.value, s_n.value
-        x, p = result(jl, jn)
-        S = len(x)
+    panel = {}                                            # one figure, built at the first draw (S is known then)
+
+    def build(S):
         fig = plt.figure(figsize=(2.2 + 1.3 * (S + 2), 3.2))
         gs = fig.add_gridspec(1, S + 4, width_ratios=[2.4, 0.2] + [1] * (S + 2))
         ax0 = fig.add_subplot(gs[0])
+        plot_repaint_schedule(ax0, n_steps, s_len.value, s_n.value)
+        ax0.set_title(" ", fontsize=10)
+        plots.show_image(fig.add_subplot(gs[2]), y_show[0].clamp(-1, 1), "measured")
+        arts = [plots.show_image(fig.add_subplot(gs[3 + k]), x_true[0], " ").images[0] for k in range(S)]
+        plots.show_image(fig.add_subplot(gs[3 + S]), x_true[0], "truth")
+        sup = fig.suptitle(" ", fontsize=10)
+        fig.tight_layout()
+        moving(fig, [ax0] + arts + [a.axes.title for a in arts] + [sup])     # the schedule panel is re-drawn whole
+        panel.update(fig=fig, ax0=ax0, arts=arts, sup=sup, S=S)
+
+    def draw():
+        jl, jn = s_len.value, s_n.value
+        x, p = result(jl, jn)
+        if panel.get("S") != len(x):
+            build(len(x))
+        ax0 = panel["ax0"]
+        ax0.cla()
         levels = plot_repaint_schedule(ax0, n_steps, jl, jn)
         calls = sum(b < a for a, b in zip(levels[:-1], levels[1:]))
         ax0.set_title(f"schedule: {calls} denoiser calls", fontsize=10)
-        plots.show_image(fig.add_subplot(gs[2]), y_show[0].clamp(-1, 1), "measured")
-        for k in range(S):
-            plots.show_image(fig.add_subplot(gs[3 + k]), x[k], f"{p[k].item():.1f} dB")
-        plots.show_image(fig.add_subplot(gs[3 + S]), x_true[0], "truth")
-        fig.suptitle(f"RePaint, jump length {jl}, jump count {jn}", fontsize=10)
-        fig.tight_layout()
-        return fig
+        for k, art in enumerate(panel["arts"]):
+            art.set_data(plots.to_image(x[k]))
+            art.axes.set_title(f"{p[k].item():.1f} dB", fontsize=10)
+        panel["sup"].set_text(f"RePaint, jump length {jl}, jump count {jn}")
+        return panel["fig"]
 
     return dashboard({"jump length": s_len, "jump count": s_n}, draw, jump_length=s_len, jump_n_sample=s_n,
                      cache=cache)
