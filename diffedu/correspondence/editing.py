@@ -293,7 +293,7 @@ def tau_explorer(x_src: torch.Tensor, edits: dict, sources, targets, n_show: int
     scenes, source above edit, captions as titles. Returns the dashboard (an ipywidgets VBox)."""
     import matplotlib.pyplot as plt
 
-    from ..viz.widgets.core import dashboard, selection
+    from ..viz.widgets.core import dashboard, moving, selection
     taus = sorted(edits)
     if not taus or any(e.shape != x_src.shape for e in edits.values()):
         raise ValueError("edits must map tau -> samples of the same shape as x_src")
@@ -301,16 +301,23 @@ def tau_explorer(x_src: torch.Tensor, edits: dict, sources, targets, n_show: int
     slider = selection(taus, taus[len(taus) // 2])
     show = lambda im: ((im.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy()   # noqa: E731
 
+    # One figure, built once: the sources stay, a move swaps the edits and their titles (blitted).
+    fig, ax = plt.subplots(2, n, figsize=(2.3 * n, 4.6), squeeze=False)
+    edited = []
+    for k in range(n):
+        ax[0, k].imshow(show(x_src[k]))
+        ax[0, k].set_title(sources[k].replace(" a ", "\na "), fontsize=7)
+        edited.append(ax[1, k].imshow(show(edits[slider.value][k])))
+        ax[1, k].set_title(targets[k].replace(" a ", "\na ") + "\ntau = 0.00", fontsize=7)
+        for a in ax[:, k]:
+            a.axis("off")
+    fig.tight_layout()
+    moving(fig, edited + [a.title for a in ax[1]])
+
     def draw():
         tau = slider.value
-        fig, ax = plt.subplots(2, n, figsize=(2.3 * n, 4.6), squeeze=False)
         for k in range(n):
-            ax[0, k].imshow(show(x_src[k]))
-            ax[0, k].set_title(sources[k].replace(" a ", "\na "), fontsize=7)
-            ax[1, k].imshow(show(edits[tau][k]))
+            edited[k].set_data(show(edits[tau][k]))
             ax[1, k].set_title(targets[k].replace(" a ", "\na ") + f"\ntau = {tau:.2f}", fontsize=7)
-            for a in ax[:, k]:
-                a.axis("off")
-        fig.tight_layout()
         return fig
     return dashboard({"tau": slider}, draw, slider=slider)
