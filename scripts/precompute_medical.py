@@ -1,15 +1,20 @@
 """Chapter 11's tables and widget data, precomputed (the notebook loads them; RETRAIN=True reruns this).
 
-    python scripts/precompute_medical.py [--out diffedu/checkpoints/medical/ch11_results] [--quick]
+    python scripts/precompute_medical.py [--size 64] [--prior medical/prior64] [--views 4 8 23 60]
+                                         [--out diffedu/checkpoints/medical/ch11_results] [--quick]
 
 Writes <out>.json: the tables, settings, CPU seconds, this command, and under "images" the
-pictures the chapter's sliders show (rounded to 3 decimals; JSON rather than a .safetensors
-file, which diffedu would list among its network checkpoints). `load_images` reads them back. One thread, CPU; ~3-4 CPU-minutes (--quick: a
-smoke run on 2 phantoms with few steps, for testing the script).
+pictures the chapter's sliders show (each quantised to 8 bits over its own [lo, hi] and stored as
+base64; JSON rather than a .safetensors file, which diffedu would list among its network
+checkpoints). `load_images` reads them back. One thread, CPU; ~6 CPU-minutes at 64 x 64
+(--quick: a smoke run on 2 phantoms with few steps, for testing the script). `--size 32 --prior
+unet_phantoms --views 4 8 23` reruns the chapter's earlier 32 x 32 study (~3 CPU-minutes; that version tuned DPS's
+zeta once per modality on (0.03, 0.1, 0.3) and TV's lam on (0.003 ... 0.3), so its DPS / TV rows may differ).
 
-Protocol. Prior: the shipped `unet_phantoms` (32 x 32, trained on `phantoms(2000, 32, seed=0)`).
-Test set: `phantoms(N_TEST, 32, seed=1234)`; the hyperparameters of TV (lam) and DPS (zeta) are
-tuned on a separate validation set `phantoms(N_VAL, 32, seed=99)`, never on the test images.
+Protocol. Prior: `--prior` (default `medical/prior64`, a U-Net trained on `phantoms(2000, 64, seed=0)`;
+`unet_phantoms` is the 32 x 32 one, trained on `phantoms(2000, 32, seed=0)`).
+Test set: `phantoms(N_TEST, SIZE, seed=1234)`; the hyperparameters of TV (lam) and DPS (zeta) are
+tuned per setting on a separate validation set `phantoms(N_VAL, SIZE, seed=99)`, never on the test images.
 Noiseless measurements of the physical image u = (x + 1) / 2 in [0, 1]; the baselines (FBP,
 zero-filled) reconstruct u; the solvers get the measurement of x = 2 u - 1 (`signed_measurement`).
 PSNR / SSIM on [-1, 1] images (data range 2), clamped to [-1, 1].
@@ -17,6 +22,7 @@ PSNR / SSIM on [-1, 1] images (data range 2), clamped to [-1, 1].
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 import time
@@ -34,26 +40,40 @@ from diffedu.inverse.posterior.dps import dps
 from diffedu.inverse.posterior.song_mc import song_mc
 from diffedu.metrics import psnr, ssim
 
-SIZE, N_TEST, N_VAL, SEED_TEST, SEED_VAL = 32, 6, 2, 1234, 99
+SIZE, PRIOR, VIEWS = 64, "medical/prior64", (4, 8, 23, 60)
+N_TEST, N_VAL, SEED_TEST, SEED_VAL = 6, 2, 1234, 99
 STEPS = {"Song et al.": 100, "DPS": 100, "DDS": 50, "DDRM": 50}
-TV_LAMS = (0.003, 0.01, 0.03, 0.1, 0.3)
-DPS_ZETAS = (0.03, 0.1, 0.3)
+TV_LAMS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+DPS_ZETAS = (0.03, 0.1, 0.3, 1.0, 3.0)
 
 
 def pack_images(images: dict) -> dict:
-    """{key: tensor} -> {key: {"shape": [...], "data": flat list rounded to 3 decimals}}."""
-    return {k: {"shape": list(v.shape), "data": [round(float(a), 3) for a in v.float().flatten()]}
-            for k, v in images.items()}
+    """{key: tensor} -> {key: {"shape": [...], "lo": min, "hi": max, "b64": base64 of uint8 round(255 (v - lo) / (hi - lo))}}
+    (8 bits per pixel: error <= (hi - lo) / 510, 0.004 on a [-1, 1] image; display only, every number is computed
+    before packing)."""
+    out = {}
+    for k, v in images.items():
+        v = v.detach().float()
+        lo, hi = round(float(v.min()), 4), round(float(v.max()), 4)
+        q = ((v - lo) / max(hi - lo, 1e-8) * 255).round().clamp(0, 255).to(torch.uint8)
+        out[k] = {"shape": list(v.shape), "lo": lo, "hi": hi, "b64": base64.b64encode(q.numpy().tobytes()).decode()}
+    return out
+
+
+def unpack_image(v: dict) -> torch.Tensor:
+    """One entry of pack_images -> float32 tensor of v["shape"]."""
+    q = torch.frombuffer(bytearray(base64.b64decode(v["b64"])), dtype=torch.uint8).float()
+    return (q / 255 * (v["hi"] - v["lo"]) + v["lo"]).reshape(v["shape"])
 
 
 def load_images(results: dict) -> dict:
-    """The inverse of pack_images: {key: float32 tensor}."""
-    return {k: torch.tensor(v["data"], dtype=torch.float32).reshape(v["shape"]) for k, v in results["images"].items()}
+    """The inverse of pack_images (to 8 bits): {key: float32 tensor}."""
+    return {k: unpack_image(v) for k, v in results["images"].items()}
 
 
 def settings():
-    """name -> (operator, kind): CT views 4 / 8 / 23, single-coil MRI 4x / 8x, 4-coil MRI 8x."""
-    out = {f"CT {v} views": (ParallelBeamCT(SIZE, sparse_view_angles(v)), "ct") for v in (4, 8, 23)}
+    """name -> (operator, kind): CT at each of VIEWS views, single-coil MRI 4x / 8x, 4-coil MRI 8x."""
+    out = {f"CT {v} views": (ParallelBeamCT(SIZE, sparse_view_angles(v)), "ct") for v in VIEWS}
     out["MRI 4x"] = (SingleCoilMRI(cartesian_mask(SIZE, 4, 0.08)), "mri")
     out["MRI 8x"] = (SingleCoilMRI(cartesian_mask(SIZE, 8, 0.04)), "mri")
     out["MRI 8x, 4 coils"] = (MultiCoilMRI(cartesian_mask(SIZE, 8, 0.04), coil_sensitivities(4, SIZE)), "mri")
@@ -103,27 +123,32 @@ def tune_dps(D, S, op, xv, steps):
 
 
 def main(argv=None):
+    global N_TEST, N_VAL, SIZE, PRIOR, VIEWS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="diffedu/checkpoints/medical/ch11_results")
+    ap.add_argument("--size", type=int, default=SIZE, help="image size (default %(default)s)")
+    ap.add_argument("--prior", default=PRIOR, help="dd.pretrained_denoiser name of the prior (default %(default)s)")
+    ap.add_argument("--views", type=int, nargs="+", default=list(VIEWS), help="CT view counts (default %(default)s)")
+    ap.add_argument("--n-test", type=int, default=N_TEST, help="held-out test phantoms (default %(default)s)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 phantoms, few steps")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    global N_TEST, N_VAL
+    SIZE, PRIOR, VIEWS, N_TEST = a.size, a.prior, tuple(a.views), a.n_test
     if a.quick:
         N_TEST, N_VAL = 2, 1
         STEPS.update({k: 5 for k in STEPS})
     t_start = time.process_time()
     dd.seed_everything(0)
-    D = dd.pretrained_denoiser("unet_phantoms")
+    D = dd.pretrained_denoiser(PRIOR)
     S = D.schedule
     x = dd.data.phantoms(N_TEST, SIZE, seed=SEED_TEST).images
     xv = dd.data.phantoms(N_VAL, SIZE, seed=SEED_VAL).images
     u = (x + 1) / 2
     res = {"protocol": __doc__.split("Protocol.")[1].strip(), "command": "python " + " ".join(sys.argv),
-           "size": SIZE, "n_test": N_TEST, "seed_test": SEED_TEST, "n_val": N_VAL, "seed_val": SEED_VAL,
+           "size": SIZE, "prior": PRIOR, "views": list(VIEWS),
+           "n_test": N_TEST, "seed_test": SEED_TEST, "n_val": N_VAL, "seed_val": SEED_VAL,
            "steps": STEPS, "table": [], "tuned": {}}
     images = {}
-    zetas = {}
     for name, (op, kind) in settings().items():
         p = op.A(u)
         y = signed_measurement(p, op)
@@ -133,10 +158,9 @@ def main(argv=None):
         lam, iters = tune_tv(op, kind, xv)
         xt, sec = timed(lambda: tv_reconstruct(y, op, lam=lam, iters=iters))
         rows.append(("TV", xt, sec, 0))
-        if kind not in zetas:
-            zetas[kind] = tune_dps(D, S, op, xv, STEPS["DPS"])
-        res["tuned"][name] = {"tv_lam": lam, "tv_iters": iters, "dps_zeta": zetas[kind]}
-        for meth, fn in solvers(D, S, op, zetas[kind]).items():
+        zeta = tune_dps(D, S, op, xv, STEPS["DPS"])
+        res["tuned"][name] = {"tv_lam": lam, "tv_iters": iters, "dps_zeta": zeta}
+        for meth, fn in solvers(D, S, op, zeta).items():
             xr, sec = timed(lambda: fn(y))
             rows.append((meth, xr, sec, STEPS[meth]))
         for meth, xr, sec, calls in rows:
@@ -149,19 +173,20 @@ def main(argv=None):
     op = ParallelBeamCT(SIZE, sparse_view_angles(8))
     x4 = x[:2]
     y4 = op.A(x4)
+    zeta8 = res["tuned"]["CT 8 views"]["dps_zeta"] if 8 in VIEWS else tune_dps(D, S, op, xv, STEPS["DPS"])
     res["dps_zeta_sweep"] = [{"zeta": z, "psnr": round(scores(dps(y4, op, D, S, steps=100, zeta=z, generator=gen()), x4)[0], 2)}
                              for z in (0.01, 0.03, 0.1, 0.3, 1.0)]
     res["dds_cg_sweep"] = [{"cg_iters": m, "psnr": round(scores(dds(y4, op, D, S, steps=50, cg_iters=m, generator=gen()), x4)[0], 2)}
                            for m in (0, 1, 2, 5, 10, 20)]
     drop = []
     for steps in (10, 25, 50, 100):
-        for meth, fn in solvers(D, S, op, zetas["ct"], {k: steps for k in STEPS}).items():
+        for meth, fn in solvers(D, S, op, zeta8, {k: steps for k in STEPS}).items():
             drop.append({"steps": steps, "method": meth, "psnr": round(scores(fn(y4), x4)[0], 2)})
     res["steps_drop"] = drop
     print("sweeps done", flush=True)
     # --- widget data: one test phantom; CT views, MRI acceleration, Song's lambda
     x1, u1 = x[:1], u[:1]
-    views = (2, 4, 8, 16, 23, 32)
+    views = tuple(sorted({2, 4, 8, 16, 23, 32, *VIEWS}))
     for v in views:
         opv = ParallelBeamCT(SIZE, sparse_view_angles(v))
         images[f"views/{v}/fbp"] = (2 * fbp(opv.A(u1), opv) - 1).half()
