@@ -39,9 +39,9 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
 # (chapter, the label of the slider the test moves): chapter 01's forward explorer and chapter
 # 12b's ensemble-size slider (an image grid of the later chapters) and 13's network-calls dashboard
-# (all built with viz.widgets.dashboard).
+# and 13b's teacher-vs-student slider on the digit U-Net (all built with viz.widgets.dashboard).
 CHAPTERS = [("01_forward_process_and_schedules.ipynb", "t"), ("12b_segmentation.ipynb", "K"),
-            ("13_distillation.ipynb", "calls")]
+            ("13_distillation.ipynb", "calls"), ("13b_distilling_an_image_model.ipynb", "calls")]
 CHROMIUM = os.environ.get("DIFFEDU_CHROMIUM", "/usr/bin/chromium")
 REQUIRE = os.environ.get("DIFFEDU_REQUIRE_BROWSER", "") not in ("", "0")
 
@@ -83,7 +83,7 @@ def lab(tmp_path):
         yield server
 
 
-@pytest.mark.parametrize("notebook,label", CHAPTERS, ids=[c[0][:2] for c in CHAPTERS])
+@pytest.mark.parametrize("notebook,label", CHAPTERS, ids=[c[0].split("_")[0] for c in CHAPTERS])
 def test_a_chapter_widget_redraws(lab, tmp_path, notebook, label):
     from playwright.sync_api import sync_playwright
 
@@ -194,7 +194,7 @@ def test_a_chapter_widget_redraws(lab, tmp_path, notebook, label):
                      f"figure within {REDRAW_S} s")
             page.wait_for_timeout(500)
             assert_no_widget_errors(page, fail)
-            (artifacts / f"lab-after-{notebook[:2]}.png").write_bytes(cell.screenshot())
+            (artifacts / f"lab-after-{notebook.split('_')[0]}.png").write_bytes(cell.screenshot())
         finally:
             browser.close()
     timings["total_s"] = round(time.monotonic() - t0, 1)
