@@ -8,7 +8,8 @@ every dashboard built by `viz.widgets.core.dashboard` and move each of its contr
 times (sliders: the next value, bouncing at the ends; dropdowns: the next option). Each move runs
 the dashboard's whole reaction (its `before` hook, `draw()`, the PNG, the display message), timed
 in wall-clock and in the kernel process's CPU time; moves to a value the dashboard has shown
-before (its memo of rendered figures) are reported apart from those it had to draw. CPU time is what a loaded machine does not
+before (its memo of rendered figures) are reported apart from those it had to draw. A move whose
+draw() raises (the Output shows a traceback) stops that control and is reported. CPU time is what a loaded machine does not
 inflate, so this is the before/after measure for redraw work; `bench_widgets_browser.py` adds the
 browser's share on top (on-screen latency).
 
@@ -71,6 +72,10 @@ def _probe(moves):
                 wall.append(_time.perf_counter() - t0)
                 cpu.append(_time.process_time() - c0)
                 hit.append(st.get("hits", 0) > h0)
+                bad = [o for o in box.out.outputs if o.get("output_type") == "error"]
+                if bad:                                  # draw() raised: the Output shows a traceback, not a figure
+                    err = f"draw raised {bad[0].get('ename')}: {bad[0].get('evalue')}"[:200]
+                    break
             rows.append({"box": b, "widget": str(label), "kind": type(w).__name__, "wall": wall, "cpu": cpu, "hit": hit, "error": err,
                          "blit": bool(st.get("blit"))})
     return rows
